@@ -1,0 +1,142 @@
+"""The control plane, /_emulator/*: time, scenarios, jobs, the journal. No AEP auth, never journaled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from emulator import __version__
+from emulator.api.common import backend_of, json_response, read_json
+from emulator.backend import Backend
+from emulator.errors import BadRequest
+from emulator.gateway import DEFAULT_SANDBOX
+from emulator.jobs import job_json
+from emulator.lifecycle import JobError
+from emulator.scenarios import ScenarioError, parse_text
+from emulator.store import ExportJob, Tenant
+
+PREFIX = "/_emulator"
+MAX_SCENARIO_BYTES = 256 * 1024
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response({"status": "ok", "version": __version__})
+
+
+async def reset(request: web.Request) -> web.Response:
+    backend = backend_of(request)
+    tenant = _tenant(request.query, required=False)
+    backend.reset(tenant)
+    scope: Any = "all" if tenant is None else {"org": tenant.org, "sandbox": tenant.sandbox}
+    return json_response({"reset": scope})
+
+
+async def get_clock(request: web.Request) -> web.Response:
+    return json_response(_clock(backend_of(request)))
+
+
+async def advance_clock(request: web.Request) -> web.Response:
+    backend = backend_of(request)
+    body = await read_json(request, "control.clock-advance.request")
+    backend.clock.advance(body["seconds"])
+    return json_response(_clock(backend))
+
+
+async def list_scenarios(request: web.Request) -> web.Response:
+    registry = backend_of(request).scenarios
+    return json_response(
+        {
+            "default": registry.default,
+            "scenarios": [s.summary() for s in registry.scenarios.values()],
+            "queued": registry.queued,
+        }
+    )
+
+
+async def add_scenario(request: web.Request) -> web.Response:
+    raw = await request.read()
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise BadRequest(f"A scenario document may be at most {MAX_SCENARIO_BYTES} bytes")
+    try:
+        scenario = parse_text(raw.decode("utf-8"), source="upload")
+    except UnicodeDecodeError:
+        raise BadRequest("Scenario document is not valid UTF-8") from None
+    except ScenarioError as exc:
+        raise BadRequest(f"Invalid scenario: {exc}") from None
+    backend_of(request).scenarios.add(scenario)
+    return json_response(scenario.summary(), status=201)
+
+
+async def set_default_scenario(request: web.Request) -> web.Response:
+    registry = backend_of(request).scenarios
+    body = await read_json(request, "control.scenario-default.request")
+    registry.set_default(body["name"])
+    return json_response({"default": registry.default})
+
+
+async def queue_next_scenario(request: web.Request) -> web.Response:
+    registry = backend_of(request).scenarios
+    body = await read_json(request, "control.scenario-next.request")
+    registry.queue_next(body["name"], body.get("count", 1))
+    return json_response({"queued": registry.queued})
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    backend = backend_of(request)
+    if request.query.get("all") == "true":
+        jobs = list(backend.jobs.all_jobs())
+    else:
+        tenant = _tenant(request.query, required=True)
+        assert tenant is not None
+        state = backend.store.tenants.get(tenant)
+        jobs = list(state.jobs.values()) if state else []
+        for job in jobs:
+            backend.jobs.refresh(job)
+    return json_response({"jobs": [_job_summary(backend, job) for job in jobs]})
+
+
+async def force_job(request: web.Request) -> web.Response:
+    backend = backend_of(request)
+    body = await read_json(request, "control.force-job.request")
+    job = backend.jobs.find(request.match_info["job_id"])
+    errors = tuple(
+        JobError(e["code"], e["msg"], e.get("callStack", "")) for e in body.get("errors", [])
+    )
+    backend.jobs.force(job, body["status"], errors)
+    return json_response(_job_summary(backend, job))
+
+
+async def list_requests(request: web.Request) -> web.Response:
+    entries = backend_of(request).journal.entries(request.query)
+    return json_response({"requests": [e.to_json() for e in entries]})
+
+
+async def clear_requests(request: web.Request) -> web.Response:
+    backend_of(request).journal.clear()
+    return json_response({"cleared": True})
+
+
+def _clock(backend: Backend) -> dict[str, Any]:
+    clock = backend.clock
+    return {"mode": clock.mode, "now": clock.now_ms(), "speed": clock.speed}
+
+
+def _job_summary(backend: Backend, job: ExportJob) -> dict[str, Any]:
+    return {
+        "tenant": {"org": job.tenant.org, "sandbox": job.tenant.sandbox},
+        "scenario": job.scenario.name,
+        "pollsInStep": job.progress.polls_in_step,
+        "job": job_json(job, backend.job_counters(job)),
+    }
+
+
+def _tenant(query: Any, *, required: bool) -> Tenant | None:
+    org = query.get("org")
+    if not org:
+        if required:
+            raise BadRequest("Query parameter 'org' is required (with optional 'sandbox'), or all=true")
+        if "sandbox" in query:
+            raise BadRequest("Query parameter 'sandbox' needs 'org'")
+        return None
+    return Tenant(org, query.get("sandbox") or DEFAULT_SANDBOX)

@@ -1,0 +1,132 @@
+"""create_app(options): the middlewares and the one route table."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from emulator.api import catalog, control, export_jobs, ims
+from emulator.api.common import BACKEND, DropConnection, backend_of
+from emulator.backend import Backend
+from emulator.errors import (
+    CONTROL_PREFIX,
+    ApiError,
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    render_error,
+)
+from emulator.gateway import TENANT, gateway_middleware
+from emulator.journal import JournalEntry
+from emulator.options import Options
+
+log = logging.getLogger("emulator")
+
+CATALOG = catalog.PREFIX
+JOBS = export_jobs.PREFIX
+CONTROL = control.PREFIX
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("POST", "/ims/token/v3", ims.token),
+    ("POST", f"{CATALOG}/dataSets", catalog.create_dataset),
+    ("GET", f"{CATALOG}/dataSets", catalog.list_datasets),
+    ("GET", f"{CATALOG}/dataSets/{{dataset_id}}", catalog.get_dataset),
+    ("GET", f"{CATALOG}/batches", catalog.list_batches),
+    ("GET", f"{CATALOG}/batches/{{batch_id}}", catalog.get_batch),
+    ("POST", JOBS, export_jobs.create_job),
+    ("GET", JOBS, export_jobs.list_jobs),
+    ("GET", f"{JOBS}/", export_jobs.list_jobs),  # aepp's Profile module lists with a trailing slash
+    ("GET", f"{JOBS}/{{job_id}}", export_jobs.get_job),
+    ("DELETE", f"{JOBS}/{{job_id}}", export_jobs.delete_job),
+    ("GET", f"{CONTROL}/health", control.health),
+    ("POST", f"{CONTROL}/reset", control.reset),
+    ("GET", f"{CONTROL}/clock", control.get_clock),
+    ("POST", f"{CONTROL}/clock/advance", control.advance_clock),
+    ("GET", f"{CONTROL}/scenarios", control.list_scenarios),
+    ("POST", f"{CONTROL}/scenarios", control.add_scenario),
+    ("PUT", f"{CONTROL}/scenarios/default", control.set_default_scenario),
+    ("POST", f"{CONTROL}/scenarios/next", control.queue_next_scenario),
+    ("GET", f"{CONTROL}/jobs", control.list_jobs),
+    ("POST", f"{CONTROL}/jobs/{{job_id}}/force", control.force_job),
+    ("GET", f"{CONTROL}/requests", control.list_requests),
+    ("DELETE", f"{CONTROL}/requests", control.clear_requests),
+]
+
+
+def create_app(options: Options | None = None, backend: Backend | None = None) -> web.Application:
+    options = options or Options()
+    backend = backend or Backend(options)
+    app = web.Application(
+        client_max_size=options.max_body_bytes,
+        middlewares=[journal_middleware, error_middleware, gateway_middleware(backend)],
+    )
+    app[BACKEND] = backend
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
+    return app
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place an exception becomes an HTTP error, in the envelope AEP uses on that path."""
+    try:
+        return await handler(request)
+    except (ApiError, GatewayError) as exc:
+        error: ApiError | GatewayError = exc
+    except web.HTTPRequestEntityTooLarge as exc:
+        error = PayloadTooLarge(f"Request body is larger than the limit of {exc.max_size} bytes")
+    except web.HTTPMethodNotAllowed as exc:
+        error = MethodNotAllowed(request.method, sorted(exc.allowed_methods))
+    except web.HTTPNotFound:
+        error = NotFound(f"No resource at {request.path}")
+    except web.HTTPException as exc:
+        error = ApiError(exc.reason)
+        error.status, error.title = exc.status, exc.reason.replace(" ", "") + "Error"
+    except DropConnection:
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=204)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        error = ApiError("The emulator hit an unexpected error; see its log")
+    request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+    status, body = render_error(error, request.path, request_id)
+    headers = {**error.headers, "x-request-id": request_id}
+    return web.Response(status=status, body=body, headers=headers, content_type="application/json")
+
+
+@web.middleware
+async def journal_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Records every request to the AEP surface (never the control plane)."""
+    response = await handler(request)
+    if request.path.startswith(CONTROL_PREFIX):
+        return response
+    backend = backend_of(request)
+    tenant = request.get(TENANT)
+    backend.journal.record(
+        JournalEntry(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=dict(request.headers),
+            body=await _body_text(request),
+            status=response.status,
+            org=tenant.org if tenant else request.headers.get("x-gw-ims-org-id"),
+            sandbox=tenant.sandbox if tenant else request.headers.get("x-sandbox-name"),
+            time=backend.clock.now_ms(),
+        )
+    )
+    return response
+
+
+async def _body_text(request: web.Request) -> str:
+    if not request.body_exists:
+        return ""
+    try:
+        return (await request.read()).decode("utf-8", errors="replace")
+    except web.HTTPException:
+        return ""

@@ -1,0 +1,196 @@
+"""`aep-emulator serve | scenarios validate | scenarios list`; every serve flag has an AEP_EMULATOR_* variable."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from emulator.options import Options
+from emulator.scenarios import ScenarioError, bundled, load_file, load_paths
+
+ENV_PREFIX = "AEP_EMULATOR_"
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are the one line the contract promises."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(message)
+
+
+def fail(message: str) -> NoReturn:
+    print(f"aep-emulator: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(EXIT_USAGE)
+
+
+def _env(name: str, default: Any = None) -> Any:
+    return os.environ.get(ENV_PREFIX + name.upper().replace("-", "_"), default)
+
+
+def _rfc3339_ms(text: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 timestamp: '{text}'") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"RFC 3339 needs a UTC offset or Z: '{text}'")
+    return int(moment.timestamp() * 1000)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: '{text}'")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: '{text}'") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535: '{text}'")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="aep-emulator", description="Emulator of AEP's asynchronous export path.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = commands.add_parser("serve", help="run the emulator (flags also read AEP_EMULATOR_<FLAG>)")
+    env_scenarios = _env("scenarios")
+    serve.add_argument("--host", default=_env("host", "127.0.0.1"))
+    serve.add_argument("--port", type=_port, default=_env("port", "8080"), help="0 picks a free port")
+    serve.add_argument(
+        "--scenarios",
+        type=Path,
+        action="append",
+        default=[Path(p) for p in env_scenarios.split(os.pathsep)] if env_scenarios else [],
+        help="scenario file or folder (repeatable; env: paths joined by the OS path separator)",
+    )
+    serve.add_argument("--default-scenario", default=_env("default_scenario", "success"))
+    serve.add_argument("--seed", type=int, default=_env("seed", "0"))
+    serve.add_argument("--clock", choices=("real", "manual"), default=_env("clock", "real"))
+    serve.add_argument("--speed", type=_positive_float, default=_env("speed", "1"))
+    serve.add_argument("--start-time", type=_rfc3339_ms, default=_env("start_time"), help="RFC 3339")
+    serve.add_argument("--auth", choices=("open", "strict"), default=_env("auth", "open"))
+    serve.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        type=str.upper,
+        default=_env("log_level", "WARNING"),
+    )
+
+    scenarios = commands.add_parser("scenarios", help="check and list scenario files")
+    scenario_commands = scenarios.add_subparsers(dest="scenarios_command", required=True, parser_class=_Parser)
+    validate = scenario_commands.add_parser("validate", help="validate scenario files or folders")
+    validate.add_argument("paths", type=Path, nargs="+")
+    listing = scenario_commands.add_parser("list", help="list bundled scenarios (and any given ones)")
+    listing.add_argument("--scenarios", type=Path, action="append", default=[])
+    return parser
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    # Defaults that came from the environment arrive as strings: run them through the flag's type.
+    parser = build_parser()
+    try:
+        return Options(
+            host=args.host,
+            port=_port(str(args.port)),
+            scenario_paths=tuple(args.scenarios),
+            default_scenario=args.default_scenario,
+            seed=int(args.seed),
+            clock=args.clock,
+            speed=_positive_float(str(args.speed)),
+            start_time_ms=args.start_time if not isinstance(args.start_time, str) else _rfc3339_ms(args.start_time),
+            auth=args.auth,
+            log_level=args.log_level,
+        )
+    except (argparse.ArgumentTypeError, ValueError) as exc:
+        parser.error(str(exc))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(options_from(args))
+    if args.scenarios_command == "validate":
+        return validate(args.paths)
+    return list_scenarios(args.scenarios)
+
+
+def serve(options: Options) -> int:
+    logging.basicConfig(level=options.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Import the server only now: `scenarios validate` stays light.
+    from emulator.backend import Backend
+
+    try:
+        backend = Backend(options)
+    except ScenarioError as exc:
+        fail(str(exc))
+    except Exception as exc:  # an unknown default scenario and the like
+        fail(getattr(exc, "detail", str(exc)))
+    return asyncio.run(_serve(options, backend))
+
+
+async def _serve(options: Options, backend: Any) -> int:
+    from aiohttp import web
+
+    from emulator.app import create_app
+
+    runner = web.AppRunner(create_app(options, backend), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, options.host, options.port, shutdown_timeout=1.0)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
+    host, port = runner.addresses[0][:2]
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"aep-emulator listening on http://{shown_host}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+    return 0
+
+
+def validate(paths: list[Path]) -> int:
+    failures = 0
+    for path in paths:
+        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")) if path.is_dir() else [path]
+        for file in files:
+            try:
+                scenario = load_file(file)
+            except ScenarioError as exc:
+                failures += 1
+                print(f"aep-emulator: error: {exc}", file=sys.stderr)
+            else:
+                print(f"ok {file} ({scenario.name})")
+    return EXIT_USAGE if failures else 0
+
+
+def list_scenarios(paths: list[Path]) -> int:
+    try:
+        scenarios = bundled() + load_paths(paths)
+    except ScenarioError as exc:
+        fail(str(exc))
+    for scenario in scenarios:
+        print(f"{scenario.name}\t{scenario.source}\t{scenario.description}")
+    return 0

@@ -1,0 +1,179 @@
+"""Typed AEP errors and the one place that renders them.
+
+Domain code raises `ApiError` subclasses that know nothing of HTTP framing; `render_error` chooses the
+envelope AEP uses on that path (gateway, UPS export jobs, Catalog/Data Access problem, IMS OAuth).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+UPS_PREFIX = "/data/core/ups"
+IMS_PREFIX = "/ims"
+CONTROL_PREFIX = "/_emulator"
+
+
+class ApiError(Exception):
+    """An error a client sees: HTTP status, AEP title, human detail, and an optional AEP code."""
+
+    status = 500
+    title = "InternalServerError"
+    ups_code = "113999"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    status = 400
+    title = "BadRequestError"
+    ups_code = "113001"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    title = "UnauthorizedError"
+    ups_code = "113002"
+
+
+class Forbidden(ApiError):
+    status = 403
+    title = "ForbiddenError"
+    ups_code = "113003"
+
+
+class NotFound(ApiError):
+    status = 404
+    title = "NotFoundError"
+    ups_code = "113000"
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+    title = "MethodNotAllowedError"
+    ups_code = "113005"
+
+    def __init__(self, method: str, allowed: list[str]):
+        super().__init__(
+            f"Method {method} is not allowed here; allowed: {', '.join(allowed)}",
+            headers={"Allow": ", ".join(allowed)},
+        )
+
+
+class Conflict(ApiError):
+    status = 409
+    title = "ConflictError"
+    ups_code = "113009"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    title = "PayloadTooLargeError"
+    ups_code = "113013"
+
+
+class RangeNotSatisfiable(ApiError):
+    status = 416
+    title = "RangeNotSatisfiableError"
+    ups_code = "113016"
+
+
+class InjectedFault(ApiError):
+    """An HTTP-level fault a scenario asked for (status, headers and optional body chosen by it)."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: Any | None = None):
+        super().__init__(f"Injected fault: HTTP {status}", headers=headers)
+        self.status = status
+        self.title = _TITLES.get(status, "ServiceError")
+        self.ups_code = f"1139{status % 100:02d}"
+        self.body = body
+
+
+_TITLES = {
+    400: "BadRequestError",
+    401: "UnauthorizedError",
+    403: "ForbiddenError",
+    404: "NotFoundError",
+    429: "TooManyRequestsError",
+    500: "InternalServerError",
+    502: "BadGatewayError",
+    503: "ServiceUnavailableError",
+    504: "GatewayTimeoutError",
+}
+
+
+@dataclass(frozen=True)
+class GatewayRule:
+    """One of AEP's API-gateway refusals; always rendered as `{"error_code", "message"}`."""
+
+    status: int
+    error_code: str
+    message: str
+
+
+class GatewayError(Exception):
+    def __init__(self, rule: GatewayRule):
+        super().__init__(rule.message)
+        self.rule = rule
+        self.headers: dict[str, str] = {}
+
+
+MISSING_TOKEN = GatewayRule(401, "403010", "Oauth token is missing.")
+INVALID_TOKEN = GatewayRule(401, "401013", "Oauth token is not valid")
+MISSING_API_KEY = GatewayRule(403, "403000", "Api Key is required")
+INVALID_API_KEY = GatewayRule(403, "403003", "Api Key is invalid")
+MISSING_ORG = GatewayRule(400, "400003", "Missing header")
+ORG_NOT_ENTITLED = GatewayRule(403, "403025", "Profile is not valid")
+
+
+class InvalidContentType(BadRequest):
+    """The gateway's content-type rule; AEP answers in the problem shape whatever the service."""
+
+    def __init__(self) -> None:
+        super().__init__("A valid content-type must be specified")
+
+
+class OAuthError(ApiError):
+    """IMS errors, in the OAuth 2.0 shape (RFC 6749 §5.2)."""
+
+    def __init__(self, status: int, error: str, description: str):
+        super().__init__(description)
+        self.status = status
+        self.error = error
+
+
+def render_error(exc: ApiError | GatewayError, path: str, request_id: str) -> tuple[int, bytes]:
+    """Status and JSON body for an error on `path`, in the envelope AEP uses there."""
+    body: Any
+    if isinstance(exc, GatewayError):
+        rule = exc.rule
+        return rule.status, _dumps({"error_code": rule.error_code, "message": rule.message})
+    if isinstance(exc, InjectedFault) and exc.body is not None:
+        return exc.status, _dumps(exc.body)
+    if isinstance(exc, OAuthError):
+        body = {"error": exc.error, "error_description": exc.detail}
+    elif path.startswith(UPS_PREFIX) and not isinstance(exc, InvalidContentType):
+        code = f"UPAPI-{exc.ups_code}-{exc.status}"
+        body = {
+            "type": f"https://ns.adobe.com/aep/errors/{code}",
+            "title": exc.title,
+            "status": exc.status,
+            "requestId": request_id,
+            "errors": {str(exc.status): [{"code": code, "message": exc.detail}]},
+        }
+    else:
+        body = {
+            "type": "/placeholder/type/uri",
+            "status": exc.status,
+            "title": exc.title,
+            "detail": exc.detail,
+        }
+    return exc.status, _dumps(body)
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()

@@ -1,0 +1,351 @@
+"""Export jobs domain: create, read (a poll), list, cancel, force, and the job's wire form."""
+
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from emulator import lifecycle
+from emulator.catalog import Catalog
+from emulator.clock import Clock
+from emulator.errors import BadRequest, Conflict, NotFound
+from emulator.params import int_param
+from emulator.lifecycle import DATASET_WRITE, PROCESSING, STATUSES, SUCCEEDED, JobError
+from emulator.scenarios import Fault, Scenario, ScenarioRegistry
+from emulator.store import Batch, ExportJob, Store, Tenant, TenantState
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+DEFAULT_SEGMENT_NS = "ups"
+DEFAULT_SEGMENT_STATUS = ("realized", "existing")
+_CURSOR = re.compile(r"^(\d{1,18})_(\d{1,18})$")
+_SKIP = re.compile(r"^\d{1,9}$")
+SORT_FIELDS = {"creationTime": "createdTime", "createdTime": "createdTime", "updateTime": "updateTime"}
+
+CANCELLING = "Export job has been marked for cancelling"
+DELETED = "Export job has been deleted"
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    limit: int
+    cursor: tuple[int, int] | None
+    skip: int
+    status: str | None
+    sort_field: str  # "createdTime" | "updateTime"
+    descending: bool
+    raw_sort: str | None
+
+
+@dataclass(frozen=True)
+class JobPage:
+    records: list[ExportJob]
+    query: ListQuery
+    page_offset: str
+    has_more: bool
+
+
+class ExportJobs:
+    def __init__(self, store: Store, clock: Clock, scenarios: ScenarioRegistry, catalog: Catalog):
+        self.store = store
+        self.clock = clock
+        self.scenarios = scenarios
+        self.catalog = catalog
+
+    # -- commands -------------------------------------------------------------------------------
+
+    def create(
+        self,
+        tenant: Tenant,
+        request: dict[str, Any],
+        *,
+        scenario_header: str | None,
+        request_id: str | None,
+        profile_instance_id: str | None,
+        client_id: str,
+    ) -> ExportJob:
+        """The caller has validated `request` against the create-request schema."""
+        normalized = normalize_request(request)
+        dataset_id = normalized["destination"]["datasetId"]
+        if dataset_id not in self.store.tenant(tenant).datasets:
+            raise BadRequest(
+                f"destination.datasetId: dataset '{dataset_id}' does not exist in "
+                f"org '{tenant.org}', sandbox '{tenant.sandbox}'"
+            )
+        segments = normalized.get("filter", {}).get("segments", [])
+        per_segment = normalized["destination"]["segmentPerBatch"]
+        if per_segment and not segments:
+            raise BadRequest("destination.segmentPerBatch: true needs at least one filter.segments entry")
+        scenario = self.scenarios.select(scenario_header, normalized)
+        job = ExportJob(
+            id=self.store.next_job_id(),
+            tenant=tenant,
+            request=normalized,
+            scenario=scenario,
+            request_id=request_id or str(uuid.uuid4()),
+            batch_ids=tuple(self.catalog.new_id(32) for _ in (segments if per_segment else [None])),
+            progress=lifecycle.start(scenario.steps, self.clock.now_ms()),
+            profile_instance_id=profile_instance_id or DEFAULT_SEGMENT_NS,
+        )
+        self.store.tenant(tenant).add_job(job)
+        for index, batch_id in enumerate(job.batch_ids):
+            segment = segments[index] if per_segment else None
+            self.catalog.add_batch(Batch(batch_id, tenant, dataset_id, job, segment, client_id))
+        return job
+
+    def poll(self, tenant: Tenant, job_id: str) -> ExportJob:
+        """A GET of the job: counts as a poll, then its status is computed."""
+        job = self.get(tenant, job_id)
+        job.refresh(self.clock.now_ms(), poll=True)
+        return job
+
+    def cancel(self, tenant: Tenant, job_id: str) -> str:
+        """Cancel a live job or delete a finished one; returns AEP's message."""
+        job = self.get(tenant, job_id)
+        self.refresh(job)
+        if job.progress.is_terminal:
+            self.store.tenant(tenant).remove_job(job)
+            return DELETED
+        scenario = job.scenario
+        job.progress = lifecycle.cancel(
+            job.progress, scenario.cancel_status, scenario.cancel_errors, self.clock.now_ms()
+        )
+        return CANCELLING
+
+    def force(self, job: ExportJob, status: str, errors: tuple[JobError, ...]) -> ExportJob:
+        self.refresh(job)
+        if job.progress.is_terminal:
+            raise Conflict(f"Export job {job.id} is already {job.progress.status}; terminal states never change")
+        job.progress = lifecycle.force(job.progress, status, errors, self.clock.now_ms())
+        return job
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def get(self, tenant: Tenant, job_id: str) -> ExportJob:
+        state = self.store.tenants.get(tenant)
+        job = state.jobs.get(_job_number(job_id)) if state else None
+        if job is None:
+            raise NotFound(f"The export job '{job_id}' was not found")
+        return job
+
+    def refresh(self, job: ExportJob) -> None:
+        """Bring a job's status up to the clock without counting a poll."""
+        job.refresh(self.clock.now_ms())
+
+    def all_jobs(self) -> Iterator[ExportJob]:
+        for state in self.store.tenants.values():
+            for job in state.jobs.values():
+                self.refresh(job)
+                yield job
+
+    def find(self, job_id: str) -> ExportJob:
+        """Any tenant's job (control plane only)."""
+        number = _job_number(job_id)
+        for state in self.store.tenants.values():
+            if number in state.jobs:
+                return state.jobs[number]
+        raise NotFound(f"The export job '{job_id}' was not found")
+
+    def list(self, tenant: Tenant, query: ListQuery) -> JobPage:
+        state = self.store.tenants.get(tenant) or TenantState()
+        candidates = self._ordered(state, query)
+        if query.status is not None:
+            candidates = (job for job in candidates if job.progress.status == query.status)
+        candidates = islice(candidates, query.skip, None)
+        records = list(islice(candidates, query.limit))
+        has_more = next(candidates, None) is not None
+        last = records[-1] if records else None
+        return JobPage(records, query, _cursor(last, query) if last else "", has_more)
+
+    def _ordered(self, state: TenantState, query: ListQuery) -> Iterator[ExportJob]:
+        if query.sort_field == "createdTime":
+            jobs = (
+                state.jobs_descending(query.cursor)
+                if query.descending
+                else state.jobs_ascending(query.cursor)
+            )
+            for job in jobs:
+                self.refresh(job)
+                yield job
+            return
+        # updateTime moves as jobs progress, so it has no standing index: sort on demand.
+        for job in state.jobs.values():
+            self.refresh(job)
+        keyed = sorted(
+            ((job.progress.updated_ms, job.id), job) for job in state.jobs.values()
+        )
+        if query.descending:
+            keyed.reverse()
+        for key, job in keyed:
+            if query.cursor is not None and (
+                key >= query.cursor if query.descending else key <= query.cursor
+            ):
+                continue
+            yield job
+
+
+def parse_list_query(params: Mapping[str, str]) -> ListQuery:
+    limit = min(int_param(params, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
+    cursor = None
+    skip = int_param(params, "start", 0, minimum=0)
+    offset = params.get("offset")
+    if offset:
+        match = _CURSOR.match(offset)
+        if match:
+            cursor = (int(match.group(1)), int(match.group(2)))
+        elif _SKIP.match(offset):
+            skip += int(offset)
+        else:
+            raise BadRequest(
+                f"Query parameter 'offset' must be a cursor '<timeMs>_<id>' or a number, got '{offset}'"
+            )
+    page = int_param(params, "page", 1, minimum=1)
+    skip += (page - 1) * limit
+    status = params.get("status")
+    if status is not None and status.upper() not in STATUSES:
+        raise BadRequest(f"Query parameter 'status' must be one of {', '.join(STATUSES)}, got '{status}'")
+    raw_sort = params.get("sort")
+    sort_field, descending = "createdTime", True
+    if raw_sort:
+        name, _, direction = raw_sort.partition(":")
+        if name not in SORT_FIELDS or direction not in ("", "asc", "desc"):
+            raise BadRequest(
+                f"Query parameter 'sort' must be creationTime|updateTime[:asc|:desc], got '{raw_sort}'"
+            )
+        sort_field, descending = SORT_FIELDS[name], direction != "asc"
+    return ListQuery(
+        limit=limit,
+        cursor=cursor,
+        skip=skip,
+        status=status.upper() if status else None,
+        sort_field=sort_field,
+        descending=descending,
+        raw_sort=raw_sort,
+    )
+
+
+def next_link(page: JobPage) -> str:
+    """Relative, like AEP's: `/export/jobs/?limit=N&offset=<cursor>`; "" on the last page."""
+    if not page.has_more:
+        return ""
+    link = f"/export/jobs/?limit={page.query.limit}&offset={page.page_offset}"
+    if page.query.status:
+        link += f"&status={page.query.status}"
+    if page.query.raw_sort:
+        link += f"&sort={page.query.raw_sort}"
+    return link
+
+
+def normalize_request(request: dict[str, Any]) -> dict[str, Any]:
+    """The request with AEP's documented defaults filled in (these are echoed on the job)."""
+    normalized = copy.deepcopy(request)
+    for segment in normalized.get("filter", {}).get("segments", []):
+        segment.setdefault("segmentNs", DEFAULT_SEGMENT_NS)
+        segment.setdefault("status", list(DEFAULT_SEGMENT_STATUS))
+    normalized["destination"].setdefault("segmentPerBatch", False)
+    merge_policy = normalized.get("mergePolicy")
+    if merge_policy is not None and "id" in merge_policy:
+        merge_policy.setdefault("version", 1)
+    return normalized
+
+
+def job_json(job: ExportJob, counters: tuple[int, dict[str, int]] | None = None) -> dict[str, Any]:
+    """The export job as AEP shows it; `counters` (total, by namespace) once it has succeeded."""
+    request = job.request
+    progress = job.progress
+    destination = dict(request["destination"])
+    destination.pop("batchId", None)
+    if destination["segmentPerBatch"]:
+        destination["batches"] = [
+            {
+                "segmentId": segment["segmentId"],
+                "segmentNs": segment["segmentNs"],
+                "status": segment["status"],
+                "batchId": batch_id,
+            }
+            for segment, batch_id in zip(request["filter"]["segments"], job.batch_ids, strict=True)
+        ]
+    else:
+        destination["batchId"] = job.batch_ids[0]
+    body: dict[str, Any] = {
+        "id": job.id,
+        "jobType": "BATCH",
+        "destination": destination,
+        "schema": request["schema"],
+        "imsOrgId": job.tenant.org,
+        "status": progress.status,
+    }
+    for key in ("fields", "filter", "additionalFields", "mergePolicy", "evaluationInfo"):
+        if key in request:
+            body[key] = request[key]
+    body["profileInstanceId"] = job.profile_instance_id
+    if progress.errors:
+        body["errors"] = [error.to_json() for error in progress.errors]
+    body["metrics"] = _metrics(job, counters)
+    body["computeGatewayJobId"] = _gateway_ids(job)
+    body["creationTime"] = progress.created_ms
+    body["updateTime"] = progress.updated_ms
+    body["requestId"] = job.request_id
+    return body
+
+
+def _cursor(job: ExportJob, query: ListQuery) -> str:
+    time_ms = job.progress.updated_ms if query.sort_field == "updateTime" else job.progress.created_ms
+    return f"{time_ms}_{job.id}"
+
+
+def _metrics(job: ExportJob, counters: tuple[int, dict[str, int]] | None) -> dict[str, Any]:
+    timings = lifecycle.timings(job.progress)
+    metrics: dict[str, Any] = {"totalTime": timings.total.to_json()}
+    if timings.profile_export is not None:
+        metrics["profileExportTime"] = timings.profile_export.to_json()
+    if timings.dataset_write is not None:
+        metrics["aCPDatasetWriteTime"] = timings.dataset_write.to_json()
+    if counters is not None and job.progress.status == SUCCEEDED:
+        metrics["totalExportedProfileCounter"] = counters[0]
+        metrics["exportedProfileByNamespaceCounter"] = counters[1]
+    return metrics
+
+
+def _gateway_ids(job: ExportJob) -> dict[str, str]:
+    """AEP shows the compute job once processing starts, and the push job once data is written."""
+    statuses = {t.status for t in job.progress.transitions}
+    phases = {t.phase for t in job.progress.transitions}
+    ids: dict[str, str] = {}
+    if PROCESSING in statuses or job.progress.is_terminal:
+        ids["exportJob"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"export-{job.tenant}-{job.id}"))
+    if DATASET_WRITE in phases or job.progress.status == SUCCEEDED:
+        ids["pushJob"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"push-{job.tenant}-{job.id}"))
+    return ids
+
+
+def take_fault(job: ExportJob | None, state: TenantState, scenario: Scenario, operation: str) -> Fault | None:
+    """The fault this request should suffer, if any, counting it: per job, or per tenant and scenario."""
+    faults = scenario.faults_for(operation)
+    if not faults:
+        return None
+    hits = job.fault_hits if job is not None else None
+    key = (scenario.name, operation)
+    fired = hits.get(operation, 0) if hits is not None else state.fault_hits.get(key, 0)
+    budget = 0
+    for fault in faults:
+        budget += fault.times
+        if fired < budget:
+            if hits is not None:
+                hits[operation] = fired + 1
+            else:
+                state.fault_hits[key] = fired + 1
+            return fault
+    return None
+
+
+def _job_number(job_id: str) -> int:
+    if not job_id.isdigit() or len(job_id) > 18:
+        raise NotFound(f"The export job '{job_id}' was not found")
+    return int(job_id)
+

@@ -1,0 +1,52 @@
+"""The request journal: what clients sent to the AEP surface and what they got, oldest evicted first."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: str
+    status: int
+    org: str | None
+    sandbox: str | None
+    time: int
+
+    def to_json(self) -> dict[str, Any]:
+        entry = asdict(self)
+        entry["tenant"] = {"org": entry.pop("org"), "sandbox": entry.pop("sandbox")}
+        return entry
+
+
+class Journal:
+    def __init__(self, limit: int):
+        self._entries: deque[JournalEntry] = deque(maxlen=limit)
+
+    def record(self, entry: JournalEntry) -> None:
+        self._entries.append(entry)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def entries(self, filters: Mapping[str, str]) -> list[JournalEntry]:
+        """Filter by `method`, `path` (prefix), `org` and `sandbox`."""
+        method = filters.get("method", "").upper()
+        path = filters.get("path", "")
+        org = filters.get("org")
+        sandbox = filters.get("sandbox")
+        return [
+            e
+            for e in self._entries
+            if (not method or e.method == method)
+            and e.path.startswith(path)
+            and (org is None or e.org == org)
+            and (sandbox is None or e.sandbox == sandbox)
+        ]

@@ -1,0 +1,220 @@
+"""The pure export-job state machine.
+
+A job's state is a small immutable `Progress`, advanced only when the job is read: by the emulator clock
+(`after.seconds`, counted from the previous step's instant) and by polls (`after.polls`, GETs of the job
+counted since the previous step). Whichever condition of a step holds first fires it. Every timestamp a
+job shows is derived from the instants recorded in `Progress.transitions`, so they are always consistent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+NEW = "NEW"
+PROCESSING = "PROCESSING"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+CANCELLED = "CANCELLED"
+STATUSES = (NEW, PROCESSING, SUCCEEDED, FAILED, CANCELLED)
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+
+PROFILE_EXPORT = "profileExport"
+DATASET_WRITE = "datasetWrite"
+
+
+@dataclass(frozen=True)
+class JobError:
+    code: str
+    msg: str
+    call_stack: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "msg": self.msg, "callStack": self.call_stack}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One status a job passes through; `after_*` say when it follows the previous step."""
+
+    status: str
+    after_polls: int | None = None
+    after_seconds: float | None = None
+    phase: str | None = None
+    errors: tuple[JobError, ...] = ()
+
+    @property
+    def after_ms(self) -> int | None:
+        return None if self.after_seconds is None else round(self.after_seconds * 1000)
+
+
+@dataclass(frozen=True)
+class Transition:
+    status: str
+    at_ms: int
+    phase: str | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a job is: the step reached, the polls counted toward the next, and every transition so far."""
+
+    step: int
+    polls_in_step: int
+    transitions: tuple[Transition, ...]
+    errors: tuple[JobError, ...] = ()
+    pinned: bool = False  # forced by the control plane: the scenario no longer drives the job
+
+    @property
+    def status(self) -> str:
+        return self.transitions[-1].status
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def created_ms(self) -> int:
+        return self.transitions[0].at_ms
+
+    @property
+    def updated_ms(self) -> int:
+        return self.transitions[-1].at_ms
+
+
+def start(steps: tuple[Step, ...], created_ms: int) -> Progress:
+    first = steps[0]
+    return Progress(
+        step=0,
+        polls_in_step=0,
+        transitions=(Transition(first.status, created_ms, _phase_of(first)),),
+        errors=first.errors,
+    )
+
+
+def advance(steps: tuple[Step, ...], progress: Progress, now_ms: int, *, poll: bool = False) -> Progress:
+    """The job's progress at `now_ms`; `poll=True` when this read is a GET of the job."""
+    if progress.is_terminal or progress.pinned:
+        return progress
+    progress = _advance_by_time(steps, progress, now_ms)
+    if not poll or progress.is_terminal:
+        return progress
+    progress = replace(progress, polls_in_step=progress.polls_in_step + 1)
+    nxt = _next_step(steps, progress)
+    if nxt is not None and nxt.after_polls is not None and progress.polls_in_step >= nxt.after_polls:
+        progress = _enter(progress, progress.step + 1, nxt, now_ms)
+        progress = _advance_by_time(steps, progress, now_ms)
+    return progress
+
+
+def cancel(progress: Progress, status: str, errors: tuple[JobError, ...], now_ms: int) -> Progress:
+    """A live job ends in `status` (the scenario's `on_cancel`, CANCELLED by default) at `now_ms`."""
+    if progress.is_terminal:
+        return progress
+    return _transition(progress, status, None, errors, now_ms, pinned=True)
+
+
+def force(progress: Progress, status: str, errors: tuple[JobError, ...], now_ms: int) -> Progress:
+    """Set the status by hand; the scenario stops driving the job. Terminal jobs are left as they are."""
+    if progress.is_terminal:
+        return progress
+    phase = PROFILE_EXPORT if status == PROCESSING else None
+    return _transition(progress, status, phase, errors, now_ms, pinned=True)
+
+
+def _advance_by_time(steps: tuple[Step, ...], progress: Progress, now_ms: int) -> Progress:
+    while not progress.is_terminal:
+        nxt = _next_step(steps, progress)
+        if nxt is None:
+            break
+        due_ms = _due_ms(progress, nxt)
+        if due_ms is None or due_ms > now_ms:
+            break
+        progress = _enter(progress, progress.step + 1, nxt, due_ms)
+    return progress
+
+
+def _due_ms(progress: Progress, step: Step) -> int | None:
+    if step.after_ms is None:
+        return progress.updated_ms if step.after_polls is None else None
+    return progress.updated_ms + step.after_ms
+
+
+def _next_step(steps: tuple[Step, ...], progress: Progress) -> Step | None:
+    index = progress.step + 1
+    return steps[index] if index < len(steps) else None
+
+
+def _enter(progress: Progress, index: int, step: Step, at_ms: int) -> Progress:
+    moved = _transition(progress, step.status, _phase_of(step), step.errors, at_ms, pinned=False)
+    return replace(moved, step=index)
+
+
+def _transition(
+    progress: Progress,
+    status: str,
+    phase: str | None,
+    errors: tuple[JobError, ...],
+    at_ms: int,
+    *,
+    pinned: bool,
+) -> Progress:
+    return replace(
+        progress,
+        polls_in_step=0,
+        transitions=(*progress.transitions, Transition(status, at_ms, phase)),
+        errors=progress.errors + errors,
+        pinned=pinned,
+    )
+
+
+def _phase_of(step: Step) -> str | None:
+    if step.status != PROCESSING:
+        return None
+    return step.phase or PROFILE_EXPORT
+
+
+@dataclass(frozen=True)
+class Interval:
+    start_ms: int
+    end_ms: int | None
+
+    def to_json(self) -> dict[str, int]:
+        if self.end_ms is None:
+            return {"startTimeInMs": self.start_ms}
+        return {
+            "startTimeInMs": self.start_ms,
+            "endTimeInMs": self.end_ms,
+            "totalTimeInMs": self.end_ms - self.start_ms,
+        }
+
+
+@dataclass(frozen=True)
+class Timings:
+    total: Interval
+    profile_export: Interval | None
+    dataset_write: Interval | None
+
+
+def timings(progress: Progress) -> Timings:
+    """The job's `metrics.*Time` intervals, derived from its transitions.
+
+    Profile export runs from the first PROCESSING instant to the start of dataset writing (or the end).
+    Dataset writing starts at the first `datasetWrite` step; a job that succeeds without one wrote its
+    dataset at the instant it succeeded.
+    """
+    end_ms = progress.updated_ms if progress.is_terminal else None
+    export_start = _first_phase(progress, PROFILE_EXPORT)
+    write_start = _first_phase(progress, DATASET_WRITE)
+    if write_start is None and progress.status == SUCCEEDED:
+        write_start = end_ms
+    if export_start is None and write_start is not None:
+        export_start = write_start
+    export = None
+    if export_start is not None:
+        export = Interval(export_start, write_start if write_start is not None else end_ms)
+    write = None if write_start is None else Interval(write_start, end_ms)
+    return Timings(Interval(progress.created_ms, end_ms), export, write)
+
+
+def _first_phase(progress: Progress, phase: str) -> int | None:
+    return next((t.at_ms for t in progress.transitions if t.phase == phase), None)

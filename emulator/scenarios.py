@@ -1,0 +1,273 @@
+"""Scenario files (YAML) -> validated `Scenario` objects, and the rules that pick one for a new job."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emulator.errors import BadRequest, NotFound
+from emulator.lifecycle import CANCELLED, TERMINAL, JobError, Step
+from emulator.resources import bundled_dir
+from emulator.validation import Schemas, bundled_schemas
+
+SCENARIO_SCHEMA = "scenario"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+# Only these may be delayed on a real clock, and never for longer than this.
+MAX_FAULT_DELAY_SECONDS = 30.0
+
+
+class ScenarioError(Exception):
+    """A scenario that cannot be loaded: where (file and YAML path) and why."""
+
+    def __init__(self, source: str, yaml_path: str, reason: str):
+        super().__init__(f"{source}: {yaml_path or '<document>'}: {reason}")
+        self.source = source
+        self.yaml_path = yaml_path
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Fault:
+    operation: str
+    times: int
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Any | None = None
+    delay_seconds: float = 0.0
+    drop: bool = False
+
+
+@dataclass(frozen=True)
+class ProfilesSpec:
+    count: int = 1000
+    empty_profiles: int = 50
+    events_per_profile: tuple[int, int] = (0, 5)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    source: str
+    steps: tuple[Step, ...]
+    match: Mapping[str, str] = field(default_factory=dict)
+    profiles: ProfilesSpec = ProfilesSpec()
+    max_records_per_file: int = 10_000
+    failed_batches: bool = True
+    faults: tuple[Fault, ...] = ()
+    cancel_status: str = CANCELLED
+    cancel_errors: tuple[JobError, ...] = ()
+
+    def matches(self, request: Mapping[str, Any]) -> bool:
+        if not self.match:
+            return False
+        return all(
+            (value := _dotted(request, path)) is not None
+            and fnmatch.fnmatchcase(_as_text(value), pattern)
+            for path, pattern in self.match.items()
+        )
+
+    def faults_for(self, operation: str) -> tuple[Fault, ...]:
+        return tuple(f for f in self.faults if f.operation == operation)
+
+    def summary(self) -> dict[str, str]:
+        return {"name": self.name, "description": self.description, "source": self.source}
+
+
+def parse(document: Any, *, source: str, name: str | None = None, schemas: Schemas | None = None) -> Scenario:
+    """Validate a loaded YAML/JSON document and build the scenario, or raise `ScenarioError`."""
+    schemas = schemas or bundled_schemas()
+    error = schemas.first_error(SCENARIO_SCHEMA, document)
+    if error is not None:
+        raise ScenarioError(source, _yaml_path(error.absolute_path), error.message)
+    steps = tuple(_step(raw) for raw in document["steps"])
+    for index, step in enumerate(steps[:-1]):
+        if step.status in TERMINAL:
+            raise ScenarioError(
+                source, f"steps[{index + 1}]", f"unreachable: step {index} is terminal ({step.status})"
+            )
+    if steps[0].status in TERMINAL or steps[0].after_polls or steps[0].after_seconds:
+        raise ScenarioError(source, "steps[0]", "the first step is the status at creation: NEW or PROCESSING, without 'after'")
+    for index, step in enumerate(steps[1:], start=1):
+        if step.after_polls is None and step.after_seconds is None:
+            raise ScenarioError(source, f"steps[{index}]", "'after' is required after the first step")
+    resolved = document.get("name") or name
+    if not resolved:
+        raise ScenarioError(source, "name", "a scenario needs a name (or a file name)")
+    profiles = document.get("profiles", {})
+    low, high = profiles.get("eventsPerProfile", ProfilesSpec.events_per_profile)
+    if low > high:
+        raise ScenarioError(source, "profiles.eventsPerProfile", f"minimum {low} is above maximum {high}")
+    on_cancel = document.get("on_cancel", {})
+    return Scenario(
+        name=resolved,
+        description=document.get("description", "").strip(),
+        source=source,
+        steps=steps,
+        match=document.get("match", {}),
+        profiles=ProfilesSpec(
+            count=profiles.get("count", ProfilesSpec.count),
+            empty_profiles=profiles.get("emptyProfiles", ProfilesSpec.empty_profiles),
+            events_per_profile=(low, high),
+        ),
+        max_records_per_file=document.get("files", {}).get("maxRecordsPerFile", Scenario.max_records_per_file),
+        failed_batches=document.get("batches", {}).get("onFailure", "failed") == "failed",
+        faults=tuple(_fault(raw) for raw in document.get("faults", [])),
+        cancel_status=on_cancel.get("status", CANCELLED),
+        cancel_errors=tuple(_error(raw) for raw in on_cancel.get("errors", [])),
+    )
+
+
+def parse_text(text: str, *, source: str, name: str | None = None) -> Scenario:
+    """A scenario from YAML (JSON is YAML too)."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ScenarioError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    return parse(document, source=source, name=name)
+
+
+def load_file(path: Path) -> Scenario:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(str(path), "", f"cannot read: {exc}") from None
+    return parse_text(text, source=str(path), name=path.stem)
+
+
+def load_paths(paths: Iterable[Path]) -> list[Scenario]:
+    """Files and folders (every *.yaml / *.yml inside, sorted); all or nothing."""
+    scenarios = []
+    for path in paths:
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix in YAML_SUFFIXES)
+        elif path.exists():
+            files = [path]
+        else:
+            raise ScenarioError(str(path), "", "no such file or folder")
+        scenarios.extend(load_file(f) for f in files)
+    return scenarios
+
+
+def bundled() -> list[Scenario]:
+    return load_paths([bundled_dir("scenarios")])
+
+
+class ScenarioRegistry:
+    """Known scenarios, the default, and the queue of scenarios for the next created jobs."""
+
+    def __init__(self, startup: list[Scenario], default: str):
+        self._startup = {s.name: s for s in startup}
+        self._startup_default = default
+        self.reset()
+        self.get(default)  # fail early on an unknown default
+
+    def reset(self) -> None:
+        self.scenarios: dict[str, Scenario] = dict(self._startup)
+        self.default = self._startup_default
+        self._queued: deque[str] = deque()
+
+    def get(self, name: str) -> Scenario:
+        try:
+            return self.scenarios[name]
+        except KeyError:
+            raise NotFound(f"Unknown scenario '{name}'; known scenarios: {self.known()}") from None
+
+    def known(self) -> str:
+        return ", ".join(sorted(self.scenarios))
+
+    def add(self, scenario: Scenario) -> None:
+        self.scenarios[scenario.name] = scenario
+
+    def set_default(self, name: str) -> None:
+        self.get(name)
+        self.default = name
+
+    def queue_next(self, name: str, count: int) -> None:
+        self.get(name)
+        self._queued.extend([name] * count)
+
+    @property
+    def queued(self) -> list[str]:
+        return list(self._queued)
+
+    def select(self, header: str | None, request: Mapping[str, Any]) -> Scenario:
+        """First match wins: queued, `x-emulator-scenario` header, first `match`, default."""
+        scenario = self.peek(header, request)
+        if self._queued:
+            self._queued.popleft()
+        return scenario
+
+    def peek(self, header: str | None, request: Mapping[str, Any]) -> Scenario:
+        """What `select` would choose, without taking it from the queue."""
+        if self._queued:
+            return self.get(self._queued[0])
+        if header is not None:
+            if header not in self.scenarios:
+                raise BadRequest(
+                    f"Unknown scenario '{header}' in x-emulator-scenario; known scenarios: {self.known()}"
+                )
+            return self.scenarios[header]
+        for scenario in self.scenarios.values():
+            if scenario.matches(request):
+                return scenario
+        return self.scenarios[self.default]
+
+
+def _step(raw: Mapping[str, Any]) -> Step:
+    after = raw.get("after", {})
+    return Step(
+        status=raw["status"],
+        after_polls=after.get("polls"),
+        after_seconds=after.get("seconds"),
+        phase=raw.get("phase"),
+        errors=tuple(_error(e) for e in raw.get("errors", [])),
+    )
+
+
+def _error(raw: Mapping[str, Any]) -> JobError:
+    return JobError(code=raw["code"], msg=raw["msg"], call_stack=raw.get("callStack", ""))
+
+
+def _fault(raw: Mapping[str, Any]) -> Fault:
+    respond = raw.get("respond", {})
+    return Fault(
+        operation=raw["operation"],
+        times=raw.get("times", 1),
+        status=respond.get("status"),
+        headers=respond.get("headers", {}),
+        body=respond.get("body"),
+        delay_seconds=min(raw.get("delay", {}).get("seconds", 0.0), MAX_FAULT_DELAY_SECONDS),
+        drop=raw.get("drop", False),
+    )
+
+
+def _yaml_path(parts: Iterable[Any]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _dotted(document: Mapping[str, Any], path: str) -> Any:
+    value: Any = document
+    for key in path.split("."):
+        if not isinstance(value, Mapping) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
