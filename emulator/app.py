@@ -8,7 +8,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from emulator.api import catalog, control, export_jobs, ims
+from emulator.api import catalog, control, data_access, export_jobs, ims
 from emulator.api.common import BACKEND, DropConnection, backend_of
 from emulator.backend import Backend
 from emulator.errors import (
@@ -42,6 +42,9 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", f"{JOBS}/", export_jobs.list_jobs),  # aepp's Profile module lists with a trailing slash
     ("GET", f"{JOBS}/{{job_id}}", export_jobs.get_job),
     ("DELETE", f"{JOBS}/{{job_id}}", export_jobs.delete_job),
+    ("GET", f"{data_access.PREFIX}/batches/{{batch_id}}/files", data_access.list_batch_files),
+    ("GET", f"{data_access.PREFIX}/files/{{file_id}}", data_access.get_file),
+    ("HEAD", f"{data_access.PREFIX}/files/{{file_id}}", data_access.get_file),  # add_route("GET") omits HEAD
     ("GET", f"{CONTROL}/health", control.health),
     ("POST", f"{CONTROL}/reset", control.reset),
     ("GET", f"{CONTROL}/clock", control.get_clock),
@@ -77,8 +80,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except (ApiError, GatewayError) as exc:
         error: ApiError | GatewayError = exc
-    except web.HTTPRequestEntityTooLarge as exc:
-        error = PayloadTooLarge(f"Request body is larger than the limit of {exc.max_size} bytes")
+    except web.HTTPRequestEntityTooLarge:
+        limit = backend_of(request).options.max_body_bytes
+        error = PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes")
     except web.HTTPMethodNotAllowed as exc:
         error = MethodNotAllowed(request.method, sorted(exc.allowed_methods))
     except web.HTTPNotFound:

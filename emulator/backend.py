@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from emulator.catalog import Catalog
+from typing import TYPE_CHECKING
+
+from emulator.catalog import Catalog, batch_status
 from emulator.clock import Clock
 from emulator.jobs import ExportJobs
 from emulator.journal import Journal
+from emulator.lifecycle import SUCCEEDED
 from emulator.options import Options
 from emulator.scenarios import ScenarioRegistry, bundled, load_paths
 from emulator.store import Batch, ExportJob, Store, Tenant
-from emulator.tokens import Tokens
+from emulator.tokens import Tokens, load_credentials
 from emulator.validation import Schemas, bundled_schemas
+
+if TYPE_CHECKING:
+    from emulator.exports import Exports
 
 
 class Backend:
@@ -19,25 +25,41 @@ class Backend:
         self.schemas = schemas or bundled_schemas()
         self.clock = Clock(options.clock, options.speed, options.start_time_ms)
         self.store = Store()
-        self.tokens = Tokens()
+        self.tokens = Tokens(load_credentials(options.credentials_file, self.schemas))
         self.journal = Journal(options.journal_limit)
         self.scenarios = ScenarioRegistry(
             bundled() + load_paths(options.scenario_paths), options.default_scenario
         )
         self.catalog = Catalog(self.store, self.clock, options.seed)
         self.jobs = ExportJobs(self.store, self.clock, self.scenarios, self.catalog)
+        self._exports: Exports | None = None
+
+    @property
+    def exports(self) -> Exports:
+        """Exported data, built on first use: importing pyarrow and Faker would double the cold start."""
+        if self._exports is None:
+            from emulator.exports import Exports
+
+            self._exports = Exports(self.catalog, self.options.seed)
+        return self._exports
 
     def job_counters(self, job: ExportJob) -> tuple[int, dict[str, int]] | None:
         """What a succeeded job exported: total profiles and profiles per identity namespace."""
-        return None
+        if job.progress.status != SUCCEEDED:
+            return None
+        return self.exports.job_counters(job)
 
     def record_count(self, batch: Batch) -> int | None:
         """Rows in a batch once its export has succeeded."""
-        return None
+        if batch_status(batch) != "success":
+            return None
+        return self.exports.record_count(batch)
 
     def reset(self, tenant: Tenant | None = None) -> None:
         """Everything back to startup state, or one tenant's objects only."""
         self.store.clear(tenant)
+        if self._exports is not None:
+            self._exports.reset()  # cached plans and files are recomputable; ids restart after a full reset
         if tenant is not None:
             return
         self.catalog.reset_ids()

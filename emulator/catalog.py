@@ -9,8 +9,8 @@ from typing import Any
 
 from emulator.clock import Clock
 from emulator.errors import BadRequest, NotFound
-from emulator.params import int_param, optional_int
 from emulator.lifecycle import CANCELLED, FAILED, SUCCEEDED
+from emulator.params import int_param, optional_int
 from emulator.store import Batch, Dataset, Store, Tenant
 
 DEFAULT_LIMIT = 50
@@ -53,7 +53,7 @@ class Catalog:
         found: Iterable[Dataset] = state.datasets.values() if state else ()
         if "name" in query:
             found = [d for d in found if d.body.get("name") == query["name"]]
-        return _page(found, query, lambda d: (d.created_ms, d.body.get("name", "")))
+        return _page(found, query, DATASET_ORDER)
 
     # -- batches --------------------------------------------------------------------------------
 
@@ -85,7 +85,7 @@ class Catalog:
             found = [b for b in found if b.job.progress.created_ms > after]
         if before is not None:
             found = [b for b in found if b.job.progress.created_ms < before]
-        return _page(found, query, lambda b: (b.job.progress.created_ms, b.id))
+        return _page(found, query, BATCH_ORDER)
 
 
 def batch_status(batch: Batch) -> str:
@@ -105,16 +105,32 @@ def select_properties(obj: dict[str, Any], query: Mapping[str, str]) -> dict[str
     return {k: v for k, v in obj.items() if k in wanted}
 
 
-def _page(items: Iterable[Any], query: Mapping[str, str], key: Callable[[Any], Any]) -> list[Any]:
+# `orderBy=[asc:|desc:]<field>`: the sort key of each field (ties keep creation order).
+DATASET_ORDER: dict[str, Callable[[Dataset], Any]] = {
+    "created": lambda d: d.created_ms,
+    "updated": lambda d: d.created_ms,
+    "name": lambda d: d.body.get("name", ""),
+    "id": lambda d: d.id,
+}
+BATCH_ORDER: dict[str, Callable[[Batch], Any]] = {
+    "created": lambda b: b.job.progress.created_ms,
+    "updated": lambda b: b.job.progress.updated_ms,
+    "id": lambda b: b.id,
+}
+
+
+def _page(
+    items: Iterable[Any], query: Mapping[str, str], keys: Mapping[str, Callable[[Any], Any]]
+) -> list[Any]:
     limit = min(int_param(query, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
     start = int_param(query, "start", 0)
     ordered = list(items)
     order_by = query.get("orderBy") or query.get("sort")
     if order_by:
-        match = _ORDER_BY.match(order_by)
-        if not match or match.group(2) not in {"created", "updated", "name", "id"}:
-            raise BadRequest(f"Invalid orderBy '{order_by}': use [asc:|desc:]created|updated|name|id")
-        ordered.sort(key=key, reverse=match.group(1) == "desc")
+        match = _ORDER_BY.fullmatch(order_by)
+        if not match or match.group(2) not in keys:
+            raise BadRequest(f"Invalid orderBy '{order_by}': use [asc:|desc:]{'|'.join(keys)}")
+        ordered.sort(key=keys[match.group(2)], reverse=match.group(1) == "desc")
     return ordered[start : start + limit]
 
 

@@ -1,4 +1,4 @@
-"""`aep-emulator serve | scenarios validate | scenarios list`; every serve flag has an AEP_EMULATOR_* variable."""
+"""`aep-emulator serve | scenarios validate | scenarios list`; serve flags also read AEP_EMULATOR_*."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from emulator.scenarios import ScenarioError, bundled, load_file, load_paths
 
 ENV_PREFIX = "AEP_EMULATOR_"
 EXIT_USAGE = 2
+CLOCKS = ("real", "manual")
+AUTH_MODES = ("open", "strict")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,19 +86,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--default-scenario", default=_env("default_scenario", "success"))
     serve.add_argument("--seed", type=int, default=_env("seed", "0"))
-    serve.add_argument("--clock", choices=("real", "manual"), default=_env("clock", "real"))
+    serve.add_argument("--clock", choices=CLOCKS, default=_env("clock", "real"))
     serve.add_argument("--speed", type=_positive_float, default=_env("speed", "1"))
     serve.add_argument("--start-time", type=_rfc3339_ms, default=_env("start_time"), help="RFC 3339")
-    serve.add_argument("--auth", choices=("open", "strict"), default=_env("auth", "open"))
+    serve.add_argument("--auth", choices=AUTH_MODES, default=_env("auth", "open"))
+    serve.add_argument(
+        "--credentials",
+        type=Path,
+        default=_env("credentials"),
+        help="YAML or JSON file of the client ids, secrets and orgs IMS accepts (default: any)",
+    )
     serve.add_argument(
         "--log-level",
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        choices=LOG_LEVELS,
         type=str.upper,
         default=_env("log_level", "WARNING"),
     )
 
     scenarios = commands.add_parser("scenarios", help="check and list scenario files")
-    scenario_commands = scenarios.add_subparsers(dest="scenarios_command", required=True, parser_class=_Parser)
+    scenario_commands = scenarios.add_subparsers(
+        dest="scenarios_command", required=True, parser_class=_Parser
+    )
     validate = scenario_commands.add_parser("validate", help="validate scenario files or folders")
     validate.add_argument("paths", type=Path, nargs="+")
     listing = scenario_commands.add_parser("list", help="list bundled scenarios (and any given ones)")
@@ -104,23 +115,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def options_from(args: argparse.Namespace) -> Options:
-    # Defaults that came from the environment arrive as strings: run them through the flag's type.
-    parser = build_parser()
-    try:
-        return Options(
-            host=args.host,
-            port=_port(str(args.port)),
-            scenario_paths=tuple(args.scenarios),
-            default_scenario=args.default_scenario,
-            seed=int(args.seed),
-            clock=args.clock,
-            speed=_positive_float(str(args.speed)),
-            start_time_ms=args.start_time if not isinstance(args.start_time, str) else _rfc3339_ms(args.start_time),
-            auth=args.auth,
-            log_level=args.log_level,
-        )
-    except (argparse.ArgumentTypeError, ValueError) as exc:
-        parser.error(str(exc))
+    # argparse runs string defaults (our environment variables) through `type` but not `choices`.
+    for flag, value, allowed in (
+        ("--clock", args.clock, CLOCKS),
+        ("--auth", args.auth, AUTH_MODES),
+        ("--log-level", args.log_level, LOG_LEVELS),
+    ):
+        if value not in allowed:
+            fail(f"argument {flag}: invalid choice: '{value}' (choose from {', '.join(allowed)})")
+    return Options(
+        host=args.host,
+        port=args.port,
+        scenario_paths=tuple(args.scenarios),
+        default_scenario=args.default_scenario,
+        seed=args.seed,
+        clock=args.clock,
+        speed=args.speed,
+        start_time_ms=args.start_time,
+        auth=args.auth,
+        credentials_file=Path(args.credentials) if args.credentials else None,
+        log_level=args.log_level,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -174,7 +189,9 @@ async def _serve(options: Options, backend: Any) -> int:
 def validate(paths: list[Path]) -> int:
     failures = 0
     for path in paths:
-        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")) if path.is_dir() else [path]
+        files = (
+            sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")) if path.is_dir() else [path]
+        )
         for file in files:
             try:
                 scenario = load_file(file)

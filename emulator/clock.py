@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from emulator.options import ClockMode
@@ -11,8 +12,8 @@ class Clock:
     """`real`: wall time scaled by `speed` from the start instant. `manual`: frozen until advanced."""
 
     def __init__(self, mode: ClockMode = "real", speed: float = 1.0, start_ms: int | None = None):
-        if speed <= 0:
-            raise ValueError("speed must be positive")
+        if not (math.isfinite(speed) and speed > 0):
+            raise ValueError("speed must be a positive number")
         self.mode: ClockMode = mode
         self.speed = speed
         self._start_ms = start_ms if start_ms is not None else int(time.time() * 1000)
@@ -31,8 +32,8 @@ class Clock:
 
     def advance(self, seconds: float) -> int:
         """Move the clock forward (either mode); returns the new now."""
-        if seconds < 0:
-            raise ValueError("the clock only moves forward")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"the clock only moves forward by a finite number of seconds, not {seconds}")
         self._offset_ms += round(seconds * 1000)
         return self.now_ms()
 

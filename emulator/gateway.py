@@ -15,6 +15,7 @@ from emulator.errors import (
     MISSING_API_KEY,
     MISSING_ORG,
     MISSING_TOKEN,
+    ORG_NOT_ENTITLED,
     GatewayError,
     InvalidContentType,
 )
@@ -23,8 +24,8 @@ from emulator.store import Tenant
 AEP_PREFIX = "/data/"
 DEFAULT_SANDBOX = "prod"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-TENANT = "aep_tenant"
-CLIENT_ID = "aep_client_id"
+TENANT = web.RequestKey("aep_tenant", Tenant)
+CLIENT_ID = web.RequestKey("aep_client_id", str)
 
 
 def gateway_middleware(backend: Backend) -> web.middleware:  # type: ignore[valid-type]
@@ -53,6 +54,8 @@ def gateway_middleware(backend: Backend) -> web.middleware:  # type: ignore[vali
         org = headers.get("x-gw-ims-org-id")
         if not org:
             raise GatewayError(MISSING_ORG)
+        if minted is not None and not minted.allows(org):
+            raise GatewayError(ORG_NOT_ENTITLED)
         if request.method in BODY_METHODS and request.content_type != "application/json":
             raise InvalidContentType()
         request[TENANT] = Tenant(org, headers.get("x-sandbox-name") or DEFAULT_SANDBOX)

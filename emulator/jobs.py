@@ -14,8 +14,8 @@ from emulator import lifecycle
 from emulator.catalog import Catalog
 from emulator.clock import Clock
 from emulator.errors import BadRequest, Conflict, NotFound
-from emulator.params import int_param
 from emulator.lifecycle import DATASET_WRITE, PROCESSING, STATUSES, SUCCEEDED, JobError
+from emulator.params import int_param
 from emulator.scenarios import Fault, Scenario, ScenarioRegistry
 from emulator.store import Batch, ExportJob, Store, Tenant, TenantState
 
@@ -23,9 +23,16 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 DEFAULT_SEGMENT_NS = "ups"
 DEFAULT_SEGMENT_STATUS = ("realized", "existing")
-_CURSOR = re.compile(r"^(\d{1,18})_(\d{1,18})$")
-_SKIP = re.compile(r"^\d{1,9}$")
-SORT_FIELDS = {"creationTime": "createdTime", "createdTime": "createdTime", "updateTime": "updateTime"}
+# ASCII digits only: `\d` also matches other scripts' digits, which int() may reject.
+_CURSOR = re.compile(r"([0-9]{1,18})_([0-9]{1,18})")
+_SKIP = re.compile(r"[0-9]{1,9}")
+# Past any real store; also keeps islice() within its index range for absurd start/page values.
+MAX_SKIP = 10**12
+SORT_FIELDS = {
+    "creationTime": "createdTime",
+    "createdTime": "createdTime",
+    "updateTime": "updateTime",
+}
 
 CANCELLING = "Export job has been marked for cancelling"
 DELETED = "Export job has been deleted"
@@ -120,7 +127,9 @@ class ExportJobs:
     def force(self, job: ExportJob, status: str, errors: tuple[JobError, ...]) -> ExportJob:
         self.refresh(job)
         if job.progress.is_terminal:
-            raise Conflict(f"Export job {job.id} is already {job.progress.status}; terminal states never change")
+            raise Conflict(
+                f"Export job {job.id} is already {job.progress.status}; terminal states never change"
+            )
         job.progress = lifecycle.force(job.progress, status, errors, self.clock.now_ms())
         return job
 
@@ -176,9 +185,7 @@ class ExportJobs:
         # updateTime moves as jobs progress, so it has no standing index: sort on demand.
         for job in state.jobs.values():
             self.refresh(job)
-        keyed = sorted(
-            ((job.progress.updated_ms, job.id), job) for job in state.jobs.values()
-        )
+        keyed = sorted(((job.progress.updated_ms, job.id), job) for job in state.jobs.values())
         if query.descending:
             keyed.reverse()
         for key, job in keyed:
@@ -195,10 +202,10 @@ def parse_list_query(params: Mapping[str, str]) -> ListQuery:
     skip = int_param(params, "start", 0, minimum=0)
     offset = params.get("offset")
     if offset:
-        match = _CURSOR.match(offset)
+        match = _CURSOR.fullmatch(offset)
         if match:
             cursor = (int(match.group(1)), int(match.group(2)))
-        elif _SKIP.match(offset):
+        elif _SKIP.fullmatch(offset):
             skip += int(offset)
         else:
             raise BadRequest(
@@ -221,7 +228,7 @@ def parse_list_query(params: Mapping[str, str]) -> ListQuery:
     return ListQuery(
         limit=limit,
         cursor=cursor,
-        skip=skip,
+        skip=min(skip, MAX_SKIP),
         status=status.upper() if status else None,
         sort_field=sort_field,
         descending=descending,
@@ -258,8 +265,11 @@ def job_json(job: ExportJob, counters: tuple[int, dict[str, int]] | None = None)
     """The export job as AEP shows it; `counters` (total, by namespace) once it has succeeded."""
     request = job.request
     progress = job.progress
-    destination = dict(request["destination"])
-    destination.pop("batchId", None)
+    # Only the fields AEP shows: a client's own batchId/batches or unknown keys are not echoed.
+    destination: dict[str, Any] = {
+        "datasetId": request["destination"]["datasetId"],
+        "segmentPerBatch": request["destination"]["segmentPerBatch"],
+    }
     if destination["segmentPerBatch"]:
         destination["batches"] = [
             {
@@ -345,7 +355,6 @@ def take_fault(job: ExportJob | None, state: TenantState, scenario: Scenario, op
 
 
 def _job_number(job_id: str) -> int:
-    if not job_id.isdigit() or len(job_id) > 18:
+    if not (job_id.isascii() and job_id.isdigit()) or len(job_id) > 18:
         raise NotFound(f"The export job '{job_id}' was not found")
     return int(job_id)
-

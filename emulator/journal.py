@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+# Bodies may be up to the request limit (1 MiB) and the journal holds thousands of entries: keep the head.
+MAX_BODY_CHARS = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,8 @@ class JournalEntry:
     def to_json(self) -> dict[str, Any]:
         entry = asdict(self)
         entry["tenant"] = {"org": entry.pop("org"), "sandbox": entry.pop("sandbox")}
+        # Header names are case-insensitive and clients re-case them: show them in one case.
+        entry["headers"] = {name.lower(): value for name, value in self.headers.items()}
         return entry
 
 
@@ -31,6 +36,9 @@ class Journal:
         self._entries: deque[JournalEntry] = deque(maxlen=limit)
 
     def record(self, entry: JournalEntry) -> None:
+        if len(entry.body) > MAX_BODY_CHARS:
+            cut = len(entry.body) - MAX_BODY_CHARS
+            entry = replace(entry, body=f"{entry.body[:MAX_BODY_CHARS]}... [{cut} more characters]")
         self._entries.append(entry)
 
     def clear(self) -> None:

@@ -101,7 +101,7 @@ def advance(steps: tuple[Step, ...], progress: Progress, now_ms: int, *, poll: b
     progress = replace(progress, polls_in_step=progress.polls_in_step + 1)
     nxt = _next_step(steps, progress)
     if nxt is not None and nxt.after_polls is not None and progress.polls_in_step >= nxt.after_polls:
-        progress = _enter(progress, progress.step + 1, nxt, now_ms)
+        progress = _enter(progress, progress.step + 1, nxt, _not_before(progress, now_ms))
         progress = _advance_by_time(steps, progress, now_ms)
     return progress
 
@@ -110,15 +110,18 @@ def cancel(progress: Progress, status: str, errors: tuple[JobError, ...], now_ms
     """A live job ends in `status` (the scenario's `on_cancel`, CANCELLED by default) at `now_ms`."""
     if progress.is_terminal:
         return progress
-    return _transition(progress, status, None, errors, now_ms, pinned=True)
+    return _transition(progress, status, None, errors, _not_before(progress, now_ms), pinned=True)
 
 
 def force(progress: Progress, status: str, errors: tuple[JobError, ...], now_ms: int) -> Progress:
     """Set the status by hand; the scenario stops driving the job. Terminal jobs are left as they are."""
     if progress.is_terminal:
         return progress
-    phase = PROFILE_EXPORT if status == PROCESSING else None
-    return _transition(progress, status, phase, errors, now_ms, pinned=True)
+    phase = None
+    if status == PROCESSING:
+        # Forcing PROCESSING on a processing job keeps its phase: a dataset write does not restart the export.
+        phase = progress.transitions[-1].phase or PROFILE_EXPORT
+    return _transition(progress, status, phase, errors, _not_before(progress, now_ms), pinned=True)
 
 
 def _advance_by_time(steps: tuple[Step, ...], progress: Progress, now_ms: int) -> Progress:
@@ -137,6 +140,11 @@ def _due_ms(progress: Progress, step: Step) -> int | None:
     if step.after_ms is None:
         return progress.updated_ms if step.after_polls is None else None
     return progress.updated_ms + step.after_ms
+
+
+def _not_before(progress: Progress, now_ms: int) -> int:
+    """Transitions never go back in time, even if a caller's clock did."""
+    return max(now_ms, progress.updated_ms)
 
 
 def _next_step(steps: tuple[Step, ...], progress: Progress) -> Step | None:
@@ -198,12 +206,16 @@ class Timings:
 def timings(progress: Progress) -> Timings:
     """The job's `metrics.*Time` intervals, derived from its transitions.
 
-    Profile export runs from the first PROCESSING instant to the start of dataset writing (or the end).
-    Dataset writing starts at the first `datasetWrite` step; a job that succeeds without one wrote its
-    dataset at the instant it succeeded.
+    `totalTime` runs from creation to the terminal instant (no end while the job is live).
+    `profileExportTime` runs from the first PROCESSING instant (whatever its phase) to the start of dataset
+    writing, or to the terminal instant; it is absent until the job is PROCESSING.
+    `aCPDatasetWriteTime` starts at the first `datasetWrite` step and ends at the terminal instant; a job
+    that succeeds without such a step wrote its dataset at the instant it succeeded (an interval of 0 ms),
+    so a SUCCEEDED job always has both, and a job that never processed gets both only if it SUCCEEDED
+    (then both are 0 ms at that instant). An interval without an end has no `totalTimeInMs`.
     """
     end_ms = progress.updated_ms if progress.is_terminal else None
-    export_start = _first_phase(progress, PROFILE_EXPORT)
+    export_start = next((t.at_ms for t in progress.transitions if t.status == PROCESSING), None)
     write_start = _first_phase(progress, DATASET_WRITE)
     if write_start is None and progress.status == SUCCEEDED:
         write_start = end_ms

@@ -23,6 +23,8 @@ class Options:
     speed: float = 1.0
     start_time_ms: int | None = None
     auth: AuthMode = "open"
+    # API clients IMS accepts (see emulator/tokens.py); None accepts any client id and secret.
+    credentials_file: Path | None = None
     state_file: Path | None = None
     log_level: str = "INFO"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES

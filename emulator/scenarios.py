@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonschema.exceptions import ValidationError
 
-from emulator.errors import BadRequest, NotFound
-from emulator.lifecycle import CANCELLED, TERMINAL, JobError, Step
+from emulator.errors import BadRequest
+from emulator.lifecycle import CANCELLED, DATASET_WRITE, PROCESSING, TERMINAL, JobError, Step
 from emulator.resources import bundled_dir
 from emulator.validation import Schemas, bundled_schemas
 
@@ -43,6 +44,11 @@ class Fault:
     delay_seconds: float = 0.0
     drop: bool = False
 
+    @property
+    def refuses(self) -> bool:
+        """The request is not served (an answer of the fault's own, or a dropped connection)."""
+        return self.drop or self.status is not None
+
 
 @dataclass(frozen=True)
 class ProfilesSpec:
@@ -69,8 +75,7 @@ class Scenario:
         if not self.match:
             return False
         return all(
-            (value := _dotted(request, path)) is not None
-            and fnmatch.fnmatchcase(_as_text(value), pattern)
+            (value := _dotted(request, path)) is not None and fnmatch.fnmatchcase(_as_text(value), pattern)
             for path, pattern in self.match.items()
         )
 
@@ -86,18 +91,9 @@ def parse(document: Any, *, source: str, name: str | None = None, schemas: Schem
     schemas = schemas or bundled_schemas()
     error = schemas.first_error(SCENARIO_SCHEMA, document)
     if error is not None:
-        raise ScenarioError(source, _yaml_path(error.absolute_path), error.message)
+        raise ScenarioError(source, *_located(error))
+    _check_steps(document["steps"], source)
     steps = tuple(_step(raw) for raw in document["steps"])
-    for index, step in enumerate(steps[:-1]):
-        if step.status in TERMINAL:
-            raise ScenarioError(
-                source, f"steps[{index + 1}]", f"unreachable: step {index} is terminal ({step.status})"
-            )
-    if steps[0].status in TERMINAL or steps[0].after_polls or steps[0].after_seconds:
-        raise ScenarioError(source, "steps[0]", "the first step is the status at creation: NEW or PROCESSING, without 'after'")
-    for index, step in enumerate(steps[1:], start=1):
-        if step.after_polls is None and step.after_seconds is None:
-            raise ScenarioError(source, f"steps[{index}]", "'after' is required after the first step")
     resolved = document.get("name") or name
     if not resolved:
         raise ScenarioError(source, "name", "a scenario needs a name (or a file name)")
@@ -117,12 +113,43 @@ def parse(document: Any, *, source: str, name: str | None = None, schemas: Schem
             empty_profiles=profiles.get("emptyProfiles", ProfilesSpec.empty_profiles),
             events_per_profile=(low, high),
         ),
-        max_records_per_file=document.get("files", {}).get("maxRecordsPerFile", Scenario.max_records_per_file),
+        max_records_per_file=document.get("files", {}).get(
+            "maxRecordsPerFile", Scenario.max_records_per_file
+        ),
         failed_batches=document.get("batches", {}).get("onFailure", "failed") == "failed",
         faults=tuple(_fault(raw) for raw in document.get("faults", [])),
         cancel_status=on_cancel.get("status", CANCELLED),
         cancel_errors=tuple(_error(raw) for raw in on_cancel.get("errors", [])),
     )
+
+
+def _check_steps(raw_steps: list[dict[str, Any]], source: str) -> None:
+    """What the schema cannot say: the order of steps and phases."""
+    first = raw_steps[0]
+    if first["status"] in TERMINAL:
+        raise ScenarioError(
+            source, "steps[0].status", "the first step is the status at creation: NEW or PROCESSING"
+        )
+    if "after" in first:
+        raise ScenarioError(source, "steps[0].after", "the first step is reached at creation: no 'after'")
+    writing = False
+    for index, raw in enumerate(raw_steps):
+        if index and "after" not in raw:
+            raise ScenarioError(source, f"steps[{index}].after", "required on every step but the first")
+        if index and raw_steps[index - 1]["status"] in TERMINAL:
+            previous = raw_steps[index - 1]["status"]
+            raise ScenarioError(
+                source, f"steps[{index}]", f"unreachable: step {index - 1} is terminal ({previous})"
+            )
+        phase = raw.get("phase")
+        if phase is not None and raw["status"] != PROCESSING:
+            raise ScenarioError(source, f"steps[{index}].phase", "only a PROCESSING step has a phase")
+        if raw["status"] == PROCESSING:
+            if writing and phase != DATASET_WRITE:
+                raise ScenarioError(
+                    source, f"steps[{index}].phase", "the profile export cannot follow the dataset write"
+                )
+            writing = phase == DATASET_WRITE
 
 
 def parse_text(text: str, *, source: str, name: str | None = None) -> Scenario:
@@ -146,16 +173,26 @@ def load_file(path: Path) -> Scenario:
 
 def load_paths(paths: Iterable[Path]) -> list[Scenario]:
     """Files and folders (every *.yaml / *.yml inside, sorted); all or nothing."""
-    scenarios = []
+    files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix in YAML_SUFFIXES)
+            found = sorted(p for p in path.iterdir() if p.suffix in YAML_SUFFIXES and p.is_file())
         elif path.exists():
-            files = [path]
+            found = [path]
         else:
             raise ScenarioError(str(path), "", "no such file or folder")
-        scenarios.extend(load_file(f) for f in files)
-    return scenarios
+        # A file named twice (itself and through its folder) is loaded once.
+        files.extend(f for f in found if f.resolve() not in {seen.resolve() for seen in files})
+    scenarios: dict[str, Scenario] = {}
+    for file in files:
+        scenario = load_file(file)
+        other = scenarios.get(scenario.name)
+        if other is not None:
+            raise ScenarioError(
+                str(file), "name", f"scenario '{scenario.name}' is already defined in {other.source}"
+            )
+        scenarios[scenario.name] = scenario
+    return list(scenarios.values())
 
 
 def bundled() -> list[Scenario]:
@@ -180,7 +217,7 @@ class ScenarioRegistry:
         try:
             return self.scenarios[name]
         except KeyError:
-            raise NotFound(f"Unknown scenario '{name}'; known scenarios: {self.known()}") from None
+            raise BadRequest(f"Unknown scenario '{name}'; known scenarios: {self.known()}") from None
 
     def known(self) -> str:
         return ", ".join(sorted(self.scenarios))
@@ -249,6 +286,19 @@ def _fault(raw: Mapping[str, Any]) -> Fault:
         delay_seconds=min(raw.get("delay", {}).get("seconds", 0.0), MAX_FAULT_DELAY_SECONDS),
         drop=raw.get("drop", False),
     )
+
+
+def _located(error: ValidationError) -> tuple[str, str]:
+    """The YAML path and reason of a schema violation; an unknown key is named in the path itself."""
+    path = _yaml_path(error.absolute_path)
+    schema = error.schema
+    if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+        allowed = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
+        unknown = sorted(str(key) for key in error.instance if key not in allowed)
+        if unknown and allowed:
+            where = f"{path}.{unknown[0]}" if path else unknown[0]
+            return where, f"unknown key (allowed: {', '.join(allowed)})"
+    return path, error.message
 
 
 def _yaml_path(parts: Iterable[Any]) -> str:

@@ -1,11 +1,89 @@
-"""Access tokens minted by the emulated IMS, with expiry on the emulator clock."""
+"""Access tokens minted by the emulated IMS (expiry on the emulator clock), and the optional credentials file.
+
+The credentials file (YAML or JSON, `schemas/credentials.schema.json`) lists the API clients IMS accepts:
+
+    clients:
+      my-client-id:
+        secret: my-client-secret
+        orgs: ["ACME@AdobeOrg"]        # optional: the orgs its tokens may call; omitted means any org
+
+Without a file, IMS accepts any client id and secret.
+"""
 
 from __future__ import annotations
 
+import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emulator.errors import OAuthError
+from emulator.validation import Schemas, bundled_schemas
 
 TOKEN_LIFETIME_SECONDS = 86399
+CREDENTIALS_SCHEMA = "credentials"
+# Tokens are kept until reset; past this many the oldest is forgotten so minting cannot exhaust memory.
+MAX_TOKENS = 100_000
+
+
+class CredentialsError(Exception):
+    """A credentials file that cannot be used: where (file and path inside it) and why."""
+
+    def __init__(self, source: str, path: str, reason: str):
+        super().__init__(f"{source}: {path or '<document>'}: {reason}")
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: str
+    secret: str
+    orgs: frozenset[str] | None  # None: any org
+
+
+class Credentials:
+    def __init__(self, clients: Mapping[str, Client]):
+        self.clients = dict(clients)
+
+    def authenticate(self, client_id: str, secret: str) -> Client:
+        """The client whose id and secret these are, or IMS's 401 `invalid_client`."""
+        client = self.clients.get(client_id)
+        if client is None:
+            raise OAuthError(401, "invalid_client", "invalid client_id parameter")
+        if not hmac.compare_digest(client.secret.encode(), secret.encode()):
+            raise OAuthError(401, "invalid_client", "invalid client_secret parameter")
+        return client
+
+
+def load_credentials(path: Path | None, schemas: Schemas | None = None) -> Credentials | None:
+    """The credentials file at `path` (None when no file is configured); all or nothing."""
+    if path is None:
+        return None
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CredentialsError(str(path), "", f"cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise CredentialsError(str(path), where, f"not valid YAML or JSON: {exc}") from None
+    error = (schemas or bundled_schemas()).first_error(CREDENTIALS_SCHEMA, document)
+    if error is not None:
+        raise CredentialsError(str(path), _dotted(error.absolute_path), error.message)
+    clients: dict[str, Any] = document["clients"]
+    return Credentials(
+        {
+            client_id: Client(
+                client_id=client_id,
+                secret=entry["secret"],
+                orgs=frozenset(entry["orgs"]) if "orgs" in entry else None,
+            )
+            for client_id, entry in clients.items()
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -13,18 +91,33 @@ class Token:
     value: str
     client_id: str
     expires_ms: int
+    orgs: frozenset[str] | None = None
+
+    def allows(self, org: str) -> bool:
+        return self.orgs is None or org in self.orgs
 
 
 class Tokens:
-    def __init__(self) -> None:
+    def __init__(self, credentials: Credentials | None = None) -> None:
+        self.credentials = credentials
         self._tokens: dict[str, Token] = {}
 
-    def mint(self, client_id: str, now_ms: int) -> Token:
+    def issue(self, client_id: str, secret: str, now_ms: int) -> Token:
+        """IMS client-credentials grant: check the client against the credentials file, then mint."""
+        orgs = None
+        if self.credentials is not None:
+            orgs = self.credentials.authenticate(client_id, secret).orgs
+        return self.mint(client_id, now_ms, orgs)
+
+    def mint(self, client_id: str, now_ms: int, orgs: frozenset[str] | None = None) -> Token:
         token = Token(
             value=f"emulator-{secrets.token_urlsafe(24)}",
             client_id=client_id,
             expires_ms=now_ms + TOKEN_LIFETIME_SECONDS * 1000,
+            orgs=orgs,
         )
+        if len(self._tokens) >= MAX_TOKENS:
+            del self._tokens[next(iter(self._tokens))]
         self._tokens[token.value] = token
         return token
 
@@ -35,4 +128,12 @@ class Tokens:
         return token
 
     def clear(self) -> None:
+        """Forget minted tokens (the credentials file stays)."""
         self._tokens.clear()
+
+
+def _dotted(parts: Any) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text

@@ -40,7 +40,8 @@ class Schemas:
 
     def first_error(self, name: str, instance: Any) -> ValidationError | None:
         """The most relevant violation, or None when `instance` is valid."""
-        return best_match(self._validators[name].iter_errors(instance))
+        error: ValidationError | None = best_match(self._validators[name].iter_errors(instance))
+        return error
 
     def check(self, name: str, instance: Any, *, what: str = "request body") -> None:
         """Raise a 400 naming the most relevant failing path and rule."""

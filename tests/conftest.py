@@ -80,20 +80,41 @@ class Aep:
         return body
 
     async def create_dataset(self, **fields: Any) -> str:
-        body = {"name": "export target", "schemaRef": {"id": PROFILE_UNION,
-                "contentType": "application/vnd.adobe.xed+json;version=1"}, **fields}
-        created = await self.call("POST", "/data/foundation/catalog/dataSets", json=body,
-                                  status=201, schema="dataset.create.response")
+        body = {
+            "name": "export target",
+            "schemaRef": {"id": PROFILE_UNION, "contentType": "application/vnd.adobe.xed+json;version=1"},
+            **fields,
+        }
+        created = await self.call(
+            "POST",
+            "/data/foundation/catalog/dataSets",
+            json=body,
+            status=201,
+            schema="dataset.create.response",
+        )
         return str(created[0].rsplit("/", 1)[1])
 
-    async def create_job(self, dataset_id: str, *, headers: dict[str, str] | None = None, **fields: Any) -> Any:
-        body = {"destination": {"datasetId": dataset_id}, "schema": {"name": "_xdm.context.profile"}, **fields}
-        return await self.call("POST", "/data/core/ups/export/jobs", json=body, status=200,
-                               schema="export-job.response", headers=headers or {})
+    async def create_job(
+        self, dataset_id: str, *, headers: dict[str, str] | None = None, **fields: Any
+    ) -> Any:
+        body = {
+            "destination": {"datasetId": dataset_id},
+            "schema": {"name": "_xdm.context.profile"},
+            **fields,
+        }
+        return await self.call(
+            "POST",
+            "/data/core/ups/export/jobs",
+            json=body,
+            status=200,
+            schema="export-job.response",
+            headers=headers or {},
+        )
 
     async def get_job(self, job_id: int) -> Any:
-        return await self.call("GET", f"/data/core/ups/export/jobs/{job_id}", status=200,
-                               schema="export-job.response")
+        return await self.call(
+            "GET", f"/data/core/ups/export/jobs/{job_id}", status=200, schema="export-job.response"
+        )
 
     async def advance(self, seconds: float) -> None:
         response = await self.client.post("/_emulator/clock/advance", json={"seconds": seconds})

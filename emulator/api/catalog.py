@@ -39,14 +39,13 @@ async def list_batches(request: web.Request) -> web.Response:
     backend = backend_of(request)
     batches = backend.catalog.batches(tenant_of(request), request.query)
     return json_response(
-        {
-            b.id: select_properties(batch_json(b, backend.record_count(b)), request.query)
-            for b in batches
-        }
+        {b.id: select_properties(batch_json(b, backend.record_count(b)), request.query) for b in batches}
     )
 
 
 async def get_batch(request: web.Request) -> web.Response:
     backend = backend_of(request)
     batch = backend.catalog.batch(tenant_of(request), request.match_info["batch_id"])
-    return json_response({batch.id: select_properties(batch_json(batch, backend.record_count(batch)), request.query)})
+    return json_response(
+        {batch.id: select_properties(batch_json(batch, backend.record_count(batch)), request.query)}
+    )

@@ -30,14 +30,22 @@ async def read_json(request: web.Request, schema: str | None = None) -> Any:
     if not raw:
         raise BadRequest("Request body is empty; a JSON document is required")
     try:
-        body = json.loads(raw)
+        # Strict UTF-8 (RFC 8259): json.loads(bytes) would let encoded surrogates through.
+        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise BadRequest("Request body is not valid UTF-8") from None
     except ValueError as exc:
         raise BadRequest(f"Request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("Request body is not valid JSON: nested too deeply") from None
     if schema is not None:
         backend_of(request).schemas.check(schema, body)
     return body
+
+
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (RFC 8259); echoed back, they would make our responses invalid."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

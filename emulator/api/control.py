@@ -9,7 +9,7 @@ from aiohttp import web
 from emulator import __version__
 from emulator.api.common import backend_of, json_response, read_json
 from emulator.backend import Backend
-from emulator.errors import BadRequest
+from emulator.errors import BadRequest, PayloadTooLarge
 from emulator.gateway import DEFAULT_SANDBOX
 from emulator.jobs import job_json
 from emulator.lifecycle import JobError
@@ -39,7 +39,10 @@ async def get_clock(request: web.Request) -> web.Response:
 async def advance_clock(request: web.Request) -> web.Response:
     backend = backend_of(request)
     body = await read_json(request, "control.clock-advance.request")
-    backend.clock.advance(body["seconds"])
+    try:
+        backend.clock.advance(body["seconds"])
+    except ValueError as exc:  # NaN gets past JSON Schema's bounds
+        raise BadRequest(f"Invalid request body: $.seconds: {exc}") from None
     return json_response(_clock(backend))
 
 
@@ -57,7 +60,7 @@ async def list_scenarios(request: web.Request) -> web.Response:
 async def add_scenario(request: web.Request) -> web.Response:
     raw = await request.read()
     if len(raw) > MAX_SCENARIO_BYTES:
-        raise BadRequest(f"A scenario document may be at most {MAX_SCENARIO_BYTES} bytes")
+        raise PayloadTooLarge(f"A scenario document may be at most {MAX_SCENARIO_BYTES} bytes")
     try:
         scenario = parse_text(raw.decode("utf-8"), source="upload")
     except UnicodeDecodeError:
@@ -100,9 +103,7 @@ async def force_job(request: web.Request) -> web.Response:
     backend = backend_of(request)
     body = await read_json(request, "control.force-job.request")
     job = backend.jobs.find(request.match_info["job_id"])
-    errors = tuple(
-        JobError(e["code"], e["msg"], e.get("callStack", "")) for e in body.get("errors", [])
-    )
+    errors = tuple(JobError(e["code"], e["msg"], e.get("callStack", "")) for e in body.get("errors", []))
     backend.jobs.force(job, body["status"], errors)
     return json_response(_job_summary(backend, job))
 
@@ -133,6 +134,9 @@ def _job_summary(backend: Backend, job: ExportJob) -> dict[str, Any]:
 
 def _tenant(query: Any, *, required: bool) -> Tenant | None:
     org = query.get("org")
+    if "org" in query and not org:
+        # An empty variable in a script must not widen a tenant reset to everything.
+        raise BadRequest("Query parameter 'org' must not be empty")
     if not org:
         if required:
             raise BadRequest("Query parameter 'org' is required (with optional 'sandbox'), or all=true")

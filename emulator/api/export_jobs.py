@@ -6,7 +6,7 @@ from aiohttp import web
 
 from emulator.api.common import apply_fault, backend_of, json_response, read_json
 from emulator.gateway import CLIENT_ID, tenant_of
-from emulator.jobs import job_json, next_link, parse_list_query, take_fault
+from emulator.jobs import job_json, next_link, normalize_request, parse_list_query, take_fault
 
 PREFIX = "/data/core/ups/export/jobs"
 SCENARIO_HEADER = "x-emulator-scenario"
@@ -16,16 +16,26 @@ async def create_job(request: web.Request) -> web.Response:
     backend = backend_of(request)
     tenant = tenant_of(request)
     body = await read_json(request, "export-job.create.request")
-    scenario = backend.scenarios.peek(request.headers.get(SCENARIO_HEADER), body)
-    await apply_fault(take_fault(None, backend.store.tenant(tenant), scenario, "create_job"))
+    header = request.headers.get(SCENARIO_HEADER)
+    fault = take_fault(
+        None,
+        backend.store.tenant(tenant),
+        backend.scenarios.peek(header, normalize_request(body)),
+        "create_job",
+    )
+    # A refused request creates nothing. Otherwise the job is created before any awaited delay, in the
+    # same step as the peek above, so the job gets the scenario whose fault it suffered.
+    if fault is not None and fault.refuses:
+        await apply_fault(fault)
     job = backend.jobs.create(
         tenant,
         body,
-        scenario_header=request.headers.get(SCENARIO_HEADER),
+        scenario_header=header,
         request_id=request.headers.get("x-request-id"),
         profile_instance_id=request.headers.get("x-profile-instance-id"),
         client_id=request[CLIENT_ID],
     )
+    await apply_fault(fault)
     return json_response(job_json(job), headers={"X-Location": f"{PREFIX}/{job.id}"})
 
 

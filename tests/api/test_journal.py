@@ -1,0 +1,142 @@
+"""The request journal: GET|DELETE /_emulator/requests, its filters, and what it never records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from emulator.journal import MAX_BODY_CHARS, Journal, JournalEntry
+from tests.conftest import ORG, OTHER_ORG, START_MS, Aep, assert_matches
+
+JOBS = "/data/core/ups/export/jobs"
+
+
+async def journal(client: TestClient[Any, Any], query: str = "") -> list[dict[str, Any]]:
+    response = await client.get(f"/_emulator/requests{query}")
+    body = await response.json()
+    assert response.status == 200, body
+    assert_matches("control.requests.response", body)
+    return list(body["requests"])
+
+
+async def some_traffic(client: TestClient[Any, Any]) -> tuple[Aep, Aep, Any]:
+    """A dataset and a job in ORG/prod, a GET of it, a list in OTHER_ORG/dev."""
+    aep, other = Aep(client), Aep(client, org=OTHER_ORG, sandbox="dev")
+    dataset_id = await aep.create_dataset()
+    job = await aep.create_job(dataset_id, headers={"x-request-id": "req-1"})
+    await aep.advance(2)
+    await aep.get_job(job["id"])
+    await other.call("GET", f"{JOBS}?limit=5", status=200, schema="export-job.list.response")
+    return aep, other, job
+
+
+async def test_the_journal_records_every_aep_request_oldest_first(client: TestClient[Any, Any]) -> None:
+    _, _, job = await some_traffic(client)
+    entries = await journal(client)
+    assert [(e["method"], e["path"], e["status"]) for e in entries] == [
+        ("POST", "/data/foundation/catalog/dataSets", 201),
+        ("POST", JOBS, 200),
+        ("GET", f"{JOBS}/{job['id']}", 200),
+        ("GET", JOBS, 200),
+    ]
+    create = entries[1]
+    assert create["tenant"] == {"org": ORG, "sandbox": "prod"}
+    assert create["headers"]["x-request-id"] == "req-1"
+    assert create["headers"]["x-gw-ims-org-id"] == ORG
+    assert create["headers"]["authorization"] == "Bearer test-token"
+    assert all(name == name.lower() for name in create["headers"])
+    assert '"datasetId"' in create["body"]
+    assert create["query"] == {}
+    assert create["time"] == START_MS
+    assert entries[2]["time"] == START_MS + 2000
+    assert entries[2]["body"] == ""
+    assert entries[3]["query"] == {"limit": "5"}
+    assert entries[3]["tenant"] == {"org": OTHER_ORG, "sandbox": "dev"}
+
+
+async def test_the_control_plane_is_never_journaled(client: TestClient[Any, Any]) -> None:
+    await client.get("/_emulator/health")
+    await client.post("/_emulator/clock/advance", json={"seconds": 1})
+    await client.get("/_emulator/scenarios")
+    await client.get("/_emulator/nope")
+    await client.get("/_emulator/jobs?all=true")
+    assert await journal(client) == []
+    assert await journal(client) == []  # reading the journal is not journaled either
+
+
+async def test_refused_requests_are_journaled_with_their_status(client: TestClient[Any, Any]) -> None:
+    await client.get(JOBS)  # no headers at all: 401 at the gateway
+    await client.get(f"{JOBS}/42", headers=Aep(client).headers())  # 404 from the service
+    entries = await journal(client)
+    assert [(e["path"], e["status"]) for e in entries] == [(JOBS, 401), (f"{JOBS}/42", 404)]
+    assert entries[0]["tenant"] == {"org": None, "sandbox": None}
+    assert entries[1]["tenant"] == {"org": ORG, "sandbox": "prod"}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("?method=GET", [("GET", "job"), ("GET", JOBS)]),
+        ("?method=get", [("GET", "job"), ("GET", JOBS)]),
+        ("?method=POST", [("POST", "/data/foundation/catalog/dataSets"), ("POST", JOBS)]),
+        ("?method=DELETE", []),
+        ("?path=/data/core/ups", [("POST", JOBS), ("GET", "job"), ("GET", JOBS)]),
+        ("?path=/data/foundation", [("POST", "/data/foundation/catalog/dataSets")]),
+        ("?path=/nowhere", []),
+        (f"?org={ORG}", [("POST", "/data/foundation/catalog/dataSets"), ("POST", JOBS), ("GET", "job")]),
+        (f"?org={OTHER_ORG}", [("GET", JOBS)]),
+        ("?sandbox=dev", [("GET", JOBS)]),
+        (f"?org={OTHER_ORG}&sandbox=prod", []),
+        (f"?method=GET&org={ORG}&path={JOBS}", [("GET", "job")]),
+    ],
+)
+async def test_filters(client: TestClient[Any, Any], query: str, expected: list[tuple[str, str]]) -> None:
+    _, _, job = await some_traffic(client)
+    job_path = f"{JOBS}/{job['id']}"
+    wanted = [(method, job_path if path == "job" else path) for method, path in expected]
+    assert [(e["method"], e["path"]) for e in await journal(client, query)] == wanted
+
+
+async def test_delete_clears_the_journal(client: TestClient[Any, Any]) -> None:
+    aep, _, _ = await some_traffic(client)
+    response = await client.delete("/_emulator/requests")
+    body = await response.json()
+    assert response.status == 200
+    assert_matches("control.requests-cleared.response", body)
+    assert body == {"cleared": True}
+    assert await journal(client) == []
+    await aep.call("GET", JOBS, status=200, schema="export-job.list.response")
+    assert [e["method"] for e in await journal(client)] == ["GET"]
+
+
+def entry(number: int) -> JournalEntry:
+    return JournalEntry("GET", f"/data/{number}", {}, {}, "", 200, ORG, "prod", number)
+
+
+def test_the_journal_keeps_only_its_newest_entries() -> None:
+    kept = Journal(limit=3)
+    for number in range(5):
+        kept.record(entry(number))
+    assert [e.time for e in kept.entries({})] == [2, 3, 4]
+    kept.clear()
+    assert kept.entries({}) == []
+
+
+def test_an_entry_shows_its_tenant_as_an_object() -> None:
+    shown = entry(7).to_json()
+    assert shown["tenant"] == {"org": ORG, "sandbox": "prod"}
+    assert "org" not in shown and "sandbox" not in shown
+    assert_matches("control.requests.response", {"requests": [shown]})
+
+
+def test_a_huge_body_is_kept_only_in_part() -> None:
+    kept = Journal(limit=2)
+    big = JournalEntry("POST", "/data/x", {}, {}, "x" * (MAX_BODY_CHARS + 10), 413, ORG, "prod", 0)
+    kept.record(big)
+    (shown,) = kept.entries({})
+    assert shown.body == "x" * MAX_BODY_CHARS + "... [10 more characters]"
+    small = JournalEntry("POST", "/data/x", {}, {}, "x" * MAX_BODY_CHARS, 200, ORG, "prod", 1)
+    kept.record(small)
+    assert kept.entries({})[-1] is small
