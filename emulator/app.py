@@ -25,6 +25,7 @@ from emulator.journal import JournalEntry
 from emulator.options import Options
 
 log = logging.getLogger("emulator")
+DROPPED = web.RequestKey("aep_dropped", bool)
 
 CATALOG = catalog.PREFIX
 JOBS = export_jobs.PREFIX
@@ -91,6 +92,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         error = ApiError(exc.reason)
         error.status, error.title = exc.status, exc.reason.replace(" ", "") + "Error"
     except DropConnection:
+        request[DROPPED] = True
         if request.transport is not None:
             request.transport.close()
         return web.Response(status=204)
@@ -122,6 +124,7 @@ async def journal_middleware(request: web.Request, handler: Handler) -> web.Stre
             org=tenant.org if tenant else request.headers.get("x-gw-ims-org-id"),
             sandbox=tenant.sandbox if tenant else request.headers.get("x-sandbox-name"),
             time=backend.clock.now_ms(),
+            dropped=request.get(DROPPED, False),
         )
     )
     return response

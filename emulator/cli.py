@@ -9,12 +9,12 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 from emulator.options import Options
 from emulator.scenarios import ScenarioError, bundled, load_file, load_paths
+from emulator.timestamps import rfc3339_ms
 
 ENV_PREFIX = "AEP_EMULATOR_"
 EXIT_USAGE = 2
@@ -41,12 +41,9 @@ def _env(name: str, default: Any = None) -> Any:
 
 def _rfc3339_ms(text: str) -> int:
     try:
-        moment = datetime.fromisoformat(text.replace("z", "Z"))
+        return rfc3339_ms(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an RFC 3339 timestamp: '{text}'") from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"RFC 3339 needs a UTC offset or Z: '{text}'")
-    return int(moment.timestamp() * 1000)
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 timestamp with an offset: '{text}'") from None
 
 
 def _positive_float(text: str) -> float:
@@ -166,9 +163,11 @@ async def _serve(options: Options, backend: Any) -> int:
 
     from emulator.app import create_app
 
-    runner = web.AppRunner(create_app(options, backend), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        create_app(options, backend), access_log=None, handle_signals=False, shutdown_timeout=1.0
+    )
     await runner.setup()
-    site = web.TCPSite(runner, options.host, options.port, shutdown_timeout=1.0)
+    site = web.TCPSite(runner, options.host, options.port)
     try:
         await site.start()
     except OSError as exc:

@@ -18,6 +18,7 @@ from emulator.lifecycle import DATASET_WRITE, PROCESSING, STATUSES, SUCCEEDED, J
 from emulator.params import int_param
 from emulator.scenarios import Fault, Scenario, ScenarioRegistry
 from emulator.store import Batch, ExportJob, Store, Tenant, TenantState
+from emulator.timestamps import rfc3339_ms
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
@@ -246,6 +247,31 @@ def next_link(page: JobPage) -> str:
     if page.query.raw_sort:
         link += f"&sort={page.query.raw_sort}"
     return link
+
+
+TIMESTAMP_FIELDS = (
+    ("filter", "segmentQualificationTime", "startTime"),
+    ("filter", "segmentQualificationTime", "endTime"),
+    ("filter", "fromIngestTimestamp"),
+    ("additionalFields", "eventList", "filter", "fromIngestTimestamp"),
+    ("additionalFields", "eventList", "filter", "toIngestTimestamp"),
+)
+
+
+def check_timestamps(request: Mapping[str, Any]) -> None:
+    """The schema checks the RFC 3339 shape; this rejects impossible dates such as 2018-02-30."""
+    for path in TIMESTAMP_FIELDS:
+        value: Any = request
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if isinstance(value, str):
+            try:
+                rfc3339_ms(value)
+            except ValueError:
+                raise BadRequest(
+                    f"Invalid request body: $.{'.'.join(path)}: '{value}' "
+                    "is not a valid RFC 3339 timestamp (rule: format)"
+                ) from None
 
 
 def normalize_request(request: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ class JournalEntry:
     org: str | None
     sandbox: str | None
     time: int
+    dropped: bool = False  # a scenario fault closed the connection: the client got no answer
 
     def to_json(self) -> dict[str, Any]:
         entry = asdict(self)

@@ -160,10 +160,7 @@ class AepEmulator:
     def __init__(self, url: str, ims_url: str | None = None, *, has_control_plane: bool = True):
         self.url = url.rstrip("/")
         self.ims_url = (ims_url or url).rstrip("/")
-        self.org = DEFAULT_ORG
-        self.sandbox = DEFAULT_SANDBOX
-        self.client_id = DEFAULT_CLIENT_ID
-        self.client_secret = DEFAULT_CLIENT_SECRET
+        self.use_default_identity()
         self.has_control_plane = has_control_plane
         self.clock = EmulatorClock(self)
         self._http = _Http(self.url)
@@ -171,6 +168,13 @@ class AepEmulator:
         self._tokens: dict[tuple[str, str], _CachedToken] = {}
         # Seconds this fixture has advanced the clock since the last reset: when cached tokens expire.
         self._advanced_seconds = 0.0
+
+    def use_default_identity(self) -> None:
+        """The org, sandbox and API client `headers()` uses unless told otherwise."""
+        self.org = DEFAULT_ORG
+        self.sandbox = DEFAULT_SANDBOX
+        self.client_id = DEFAULT_CLIENT_ID
+        self.client_secret = DEFAULT_CLIENT_SECRET
 
     def __repr__(self) -> str:
         return f"AepEmulator(url={self.url!r}, ims_url={self.ims_url!r})"
@@ -383,6 +387,14 @@ def _aep_emulator_session(
     if url:
         emulator = AepEmulator(url, ims_url)
         emulator.has_control_plane = _has_control_plane(emulator)
+        workers = int(getattr(pytestconfig, "workerinput", {}).get("workercount", 1))
+        if emulator.has_control_plane and workers > 1:
+            emulator.close()
+            # Every test resets the emulator: workers sharing one would wipe each other's state.
+            raise pytest.UsageError(
+                f"--aep-emulator-url cannot be shared by {workers} pytest-xdist workers; "
+                "run without -n, or leave the option out so that each worker starts its own emulator"
+            )
         try:
             yield emulator
         finally:
@@ -411,6 +423,7 @@ def _has_control_plane(emulator: AepEmulator) -> bool:
 def aep_emulator(request: pytest.FixtureRequest, _aep_emulator_session: AepEmulator) -> AepEmulator:
     """A running emulator in its startup state (manual clock), plus helpers to drive it."""
     emulator = _aep_emulator_session
+    emulator.use_default_identity()  # a test may have changed them on this session-wide object
     if emulator.has_control_plane:
         emulator.reset()
         marker = request.node.get_closest_marker(MARKER)

@@ -6,7 +6,14 @@ from aiohttp import web
 
 from emulator.api.common import apply_fault, backend_of, json_response, read_json
 from emulator.gateway import CLIENT_ID, tenant_of
-from emulator.jobs import job_json, next_link, normalize_request, parse_list_query, take_fault
+from emulator.jobs import (
+    check_timestamps,
+    job_json,
+    next_link,
+    normalize_request,
+    parse_list_query,
+    take_fault,
+)
 
 PREFIX = "/data/core/ups/export/jobs"
 SCENARIO_HEADER = "x-emulator-scenario"
@@ -16,6 +23,7 @@ async def create_job(request: web.Request) -> web.Response:
     backend = backend_of(request)
     tenant = tenant_of(request)
     body = await read_json(request, "export-job.create.request")
+    check_timestamps(body)
     header = request.headers.get(SCENARIO_HEADER)
     fault = take_fault(
         None,

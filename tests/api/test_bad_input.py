@@ -260,3 +260,27 @@ async def test_unknown_paths_are_404_json(aep: Aep, method: str, path: str, sche
     assert error["status"] == 404
     assert error["title"] == "NotFoundError"
     await assert_still_serving(aep)
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("filter", "fromIngestTimestamp"), "2018-02-30T00:00:00Z"),
+        (("filter", "segmentQualificationTime", "startTime"), "2018-01-01T25:00:00Z"),
+        (("additionalFields", "eventList", "filter", "toIngestTimestamp"), "2018-01-01T00:00:00+99:00"),
+    ],
+)
+async def test_impossible_timestamps_are_a_400_naming_the_field(
+    aep: Aep, path: tuple[str, ...], value: str
+) -> None:
+    dataset_id = await aep.create_dataset()
+    body: dict[str, Any] = {
+        "destination": {"datasetId": dataset_id},
+        "schema": {"name": "_xdm.context.profile"},
+    }
+    node = body
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    error = await aep.call("POST", "/data/core/ups/export/jobs", json=body, status=400, schema="error.ups")
+    assert "$." + ".".join(path) in error["errors"]["400"][0]["message"]

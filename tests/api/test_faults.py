@@ -208,6 +208,10 @@ async def test_a_drop_closes_the_connection_without_an_answer(client: TestClient
         await response.read()
     assert await seen(client, job_id) == ("NEW", 0)  # a dropped GET is not a poll
     assert (await aep.get_job(job_id))["status"] == "PROCESSING"
+    journal = await (await client.get("/_emulator/requests", params={"method": "GET"})).json()
+    assert_matches("control.requests.response", journal)
+    polls = [e for e in journal["requests"] if e["path"].endswith(f"/{job_id}")]
+    assert [e.get("dropped", False) for e in polls] == [True, False]
 
 
 async def test_a_drop_after_a_delay(client: TestClient[Any, Any], aep: Aep, sleeps: RecordedSleep) -> None:

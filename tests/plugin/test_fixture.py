@@ -106,6 +106,7 @@ def test_every_test_starts_from_a_fresh_emulator(inner: pytest.Pytester) -> None
 
         @pytest.mark.parametrize("round", range(3))
         def test_fresh(aep_emulator, round):
+            assert (aep_emulator.org, aep_emulator.client_id) == ("EMULATOR@AdobeOrg", "aep-emulator-client")
             assert aep_emulator.jobs() == []
             assert aep_emulator.requests == []
             listed = call("GET", aep_emulator.url + DATASETS, 200, "dataset.map.response",
@@ -119,6 +120,8 @@ def test_every_test_starts_from_a_fresh_emulator(inner: pytest.Pytester) -> None
             aep_emulator.next_job_scenario("stuck", count=2)
             aep_emulator.add_scenario({"name": f"extra-{round}", "steps": [{"status": "NEW"}]})
             aep_emulator.clock.advance(3600)
+            aep_emulator.org, aep_emulator.client_id = "CHANGED@AdobeOrg", "changed-client"
+            assert create_dataset(aep_emulator)
 
         START = {}
         """
@@ -305,6 +308,42 @@ def aep_emulator_options():
         """
     )
     inner.runpytest().assert_outcomes(passed=3)
+
+
+def test_strict_auth_with_a_credentials_file(inner: pytest.Pytester) -> None:
+    inner.makefile(".yaml", credentials="clients:\n  my-client: {secret: my-secret, orgs: [MINE@AdobeOrg]}\n")
+    inner.makeconftest(
+        CONFTEST
+        + """
+import pytest
+from pathlib import Path
+from emulator.options import Options
+
+@pytest.fixture(scope="session")
+def aep_emulator_options():
+    return Options(port=0, clock="manual", auth="strict", credentials_file=Path("credentials.yaml").resolve())
+"""
+    )
+    inner.makepyfile(
+        """
+        import pytest
+        from emulator.pytest_plugin import AepEmulatorError
+        from conftest import DATASETS, call, create_dataset
+
+        MINE = {"org": "MINE@AdobeOrg", "client_id": "my-client", "client_secret": "my-secret"}
+
+        def test_a_listed_client(aep_emulator):
+            create_dataset(aep_emulator, **MINE)
+            other_org = aep_emulator.headers(**{**MINE, "org": "OTHER@AdobeOrg"})
+            refused = call("GET", aep_emulator.url + DATASETS, 403, "error.gateway", headers=other_org)
+            assert refused["error_code"] == "403025"
+
+        def test_the_default_client_is_not_listed(aep_emulator):
+            with pytest.raises(AepEmulatorError, match="invalid_client"):
+                aep_emulator.headers()
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
 
 
 def test_aep_emulator_app_for_aiohttp_client(inner: pytest.Pytester) -> None:

@@ -101,6 +101,15 @@ def test_the_same_tests_run_against_a_running_emulator(
     assert {url for _, url in urls_seen(tmp_path)} == {running_emulator}
 
 
+def test_xdist_workers_may_not_share_a_running_emulator(
+    inner: pytest.Pytester, running_emulator: str
+) -> None:
+    inner.makepyfile("def test_a(aep_emulator):\n    pass\n\ndef test_b(aep_emulator):\n    pass\n")
+    result = inner.runpytest_subprocess("-n", "2", f"--aep-emulator-url={running_emulator}")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*cannot be shared by 2 pytest-xdist workers*"])
+
+
 def test_each_xdist_worker_gets_its_own_server(inner: pytest.Pytester, tmp_path: Path) -> None:
     inner.makepyfile(FRESH_TESTS)
     inner.runpytest_subprocess("-n", "2").assert_outcomes(passed=4)

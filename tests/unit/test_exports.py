@@ -21,6 +21,7 @@ from emulator.lifecycle import SUCCEEDED, Progress, Transition
 from emulator.profiles import EventWindow, Population, Segment
 from emulator.scenarios import ProfilesSpec, Scenario
 from emulator.store import Batch, Dataset, ExportJob, Store, Tenant
+from emulator.timestamps import rfc3339_ms
 
 POPULATION = Population(seed=3, tenant="ORG@AdobeOrg/prod", count=450, empty=50, events_per_profile=(0, 3))
 SEGMENT = Segment("ups", "seg-1")
@@ -379,3 +380,28 @@ def test_the_dataset_format_decides_json_lines() -> None:
     _, files = service_.batch_files(TENANT, batch.id)
     assert files[0].name.endswith(".json")
     assert len(service_.content(batch, files[0]).decode().splitlines()) == 7
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("1970-01-01T00:00:00Z", 0),
+        ("2018-01-01T00:00:00Z", 1_514_764_800_000),
+        ("2023-06-01t00:00:00z", 1_685_577_600_000),
+        ("2023-02-01T00:00:00+01:00", 1_675_206_000_000),
+        ("1999-12-31 23:59:59.1239-05:30", 946_704_599_123),
+        ("2024-02-29T12:00:00.5Z", 1_709_208_000_500),
+        ("1600-03-01T00:00:00Z", -11_670_912_000_000),
+    ],
+)
+def test_request_timestamps_become_epoch_milliseconds(text: str, expected: int) -> None:
+    assert rfc3339_ms(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2018-02-29T00:00:00Z", "2018-01-01T24:00:00Z", "2018-13-01T00:00:00Z", "2018-01-01T00:00:00"],
+)
+def test_impossible_or_offsetless_timestamps_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        rfc3339_ms(text)
