@@ -30,7 +30,7 @@ from benchmarks.http_bench import Config, Cpus, log
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-QUICK = Config(duration=1, rounds=1, warmup=1, latency_duration=1, cold_starts=2, large_jobs=5_000)
+QUICK = Config(duration=1, rounds=1, warmup=0, latency_duration=1, cold_starts=2, large_jobs=5_000)
 SUB_TIMEOUT_S = 240
 SUB_TIMEOUT_QUICK_S = 90
 QUIET_BUSY_PERCENT = 10.0
