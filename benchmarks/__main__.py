@@ -34,6 +34,7 @@ QUICK = Config(duration=1, rounds=1, warmup=0, latency_duration=1, cold_starts=2
 SUB_TIMEOUT_S = 240
 SUB_TIMEOUT_QUICK_S = 90
 QUIET_BUSY_PERCENT = 10.0
+NOISY_OTHER_CPUS = 0.2  # other processes' average CPU use during the run above which we warn
 
 
 @dataclass
@@ -332,22 +333,48 @@ def table(rows: list[Row]) -> str:
 # -- meta -------------------------------------------------------------------------------------------
 
 
+def _busy_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far, in clock ticks, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
 def cpu_busy(seconds: float = 1.0) -> float | None:
-    """Percent of all CPUs busy over `seconds` (from /proc/stat): other load skews every ratio."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-        return idle, sum(fields)
-
+    """Percent of all CPUs busy over `seconds`: other load skews every ratio."""
     try:
-        idle_before, total_before = sample()
+        busy_before, total_before = _busy_jiffies()
         time.sleep(seconds)
-        idle_after, total_after = sample()
+        busy_after, total_after = _busy_jiffies()
     except (OSError, ValueError, IndexError):
         return None
     total = total_after - total_before
-    return round(100 * (1 - (idle_after - idle_before) / total), 1) if total else None
+    return round(100 * (busy_after - busy_before) / total, 1) if total else None
+
+
+class OtherLoad:
+    """CPUs used by processes other than this run (this process, the servers, wrk and the other
+    benchmarks are all waited-for children) while it lasted: the machine's busy time minus ours."""
+
+    def __init__(self) -> None:
+        self._start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        try:
+            busy, _ = _busy_jiffies()
+        except (OSError, ValueError, IndexError):
+            return None
+        own = os.times()
+        ours = own.user + own.system + own.children_user + own.children_system
+        return busy / os.sysconf("SC_CLK_TCK"), ours, time.monotonic()
+
+    def cpus(self) -> float | None:
+        end = self._sample()
+        if self._start is None or end is None or end[2] <= self._start[2]:
+            return None
+        others = (end[0] - self._start[0]) - (end[1] - self._start[1])
+        return round(max(0.0, others) / (end[2] - self._start[2]), 2)
 
 
 def wait_until_quiet(limit_s: float) -> float | None:
@@ -462,11 +489,12 @@ def config_from(args: argparse.Namespace) -> Config:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = config_from(args)
-    started = time.perf_counter()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     wrk_version = ensure_wrk()
     busy = wait_until_quiet(args.wait_quiet)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    other_load = OtherLoad()
     cpus = http_bench.pick_cpus()
     if cpus.load is not None:
         os.sched_setaffinity(0, {cpus.load})  # this process and wrk load from their own core
@@ -484,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     rows = http_rows(http) + sub_rows(subs)
     elapsed = round(time.perf_counter() - started, 1)
+    others = other_load.cpus()
 
     meta = {
         "timestamp": stamp,
@@ -495,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": {**versions(), "wrk": wrk_version},
         "pinning": {"servers": cpus.server, "load": cpus.load},
         "busy_percent_before": busy,
+        "other_processes_cpus": others,
         "loadavg_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
     }
     print(
@@ -505,11 +535,14 @@ def main(argv: list[str] | None = None) -> int:
         f"wrk -t1 -c{config.connections}, best of {config.rounds} x {config.duration} s per target"
         f"{' (quick)' if args.quick else ''}"
     )
-    if busy is not None and busy > QUIET_BUSY_PERCENT:
+    if (busy is not None and busy > QUIET_BUSY_PERCENT) or (others is not None and others > NOISY_OTHER_CPUS):
         print(
-            f"WARNING: the CPUs were {busy:.0f}% busy before the run (load {load_before:.1f}): other "
-            "processes skew these numbers; rerun on a quiet machine (see --wait-quiet)"
+            f"WARNING: other processes were busy (CPUs {busy}% busy before the run, load {load_before:.1f}; "
+            f"{others} CPUs used by others during it): the numbers are skewed; rerun on a quiet machine "
+            "(see --wait-quiet)"
         )
+    else:
+        print(f"machine quiet: {busy}% busy before the run, {others} CPUs used by other processes during it")
     print()
     print(table(rows))
     print()

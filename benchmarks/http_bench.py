@@ -350,8 +350,8 @@ class Wrk:
         path.write_text(lua_script(method, headers, None if body is None else json.dumps(body)))
         return path
 
-    def warm(self, url: str, script: Path, *, connections: int | None = None, duration: int = 0) -> None:
-        """A discarded run, so that the measured ones see warm caches and a steady heap."""
+    def warm(self, url: str, script: Path, *, connections: int | None = None) -> None:
+        """A discarded run of `config.warmup` seconds, so that the measured ones see a warmed-up server."""
         if self.config.warmup > 0:
             self._once(url, script, connections or self.config.connections, self.config.warmup)
 
@@ -420,7 +420,7 @@ def _rounds(
 ) -> dict[str, list[WrkResult]]:
     """Each target warmed up once, then measured `rounds` times, interleaved with the others."""
     for _name, url, script in plan:
-        wrk.warm(url, script, **kwargs)
+        wrk.warm(url, script, connections=kwargs.get("connections"))
     found: dict[str, list[WrkResult]] = {name: [] for name, _, _ in plan}
     for index in range(rounds):
         for name, url, script in plan:

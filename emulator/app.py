@@ -2,30 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from emulator.api import catalog, control, data_access, export_jobs, ims
-from emulator.api.common import BACKEND, DropConnection, backend_of
+from emulator.api.common import BACKEND, DropConnection, backend_of, client_request_id
 from emulator.backend import Backend
 from emulator.errors import (
     CONTROL_PREFIX,
     ApiError,
     GatewayError,
+    HeaderFieldsTooLarge,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    UriTooLong,
     render_error,
 )
 from emulator.gateway import TENANT, gateway_middleware
 from emulator.journal import JournalEntry
 from emulator.options import Options
+from emulator.persistence import Saver
 
 log = logging.getLogger("emulator")
 DROPPED = web.RequestKey("aep_dropped", bool)
+STATE_SAVER = web.AppKey("state_saver", Saver)
+
+# Our limits on the request line and headers, answered with a JSON 414 or 431. aiohttp's own parser limits
+# (PARSER_LIMIT_BYTES) sit above them: past those aiohttp refuses the request itself, in plain text.
+MAX_URL_BYTES = 8 * 1024
+MAX_HEADER_BYTES = 8 * 1024  # one header line: name and value
+MAX_HEADERS_BYTES = 64 * 1024  # all header lines together
+PARSER_LIMIT_BYTES = 32 * 1024
 
 CATALOG = catalog.PREFIX
 JOBS = export_jobs.PREFIX
@@ -58,6 +71,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", f"{CONTROL}/jobs/{{job_id}}/force", control.force_job),
     ("GET", f"{CONTROL}/requests", control.list_requests),
     ("DELETE", f"{CONTROL}/requests", control.clear_requests),
+    ("GET", f"{CONTROL}/openapi.json", control.openapi_document),
 ]
 
 
@@ -67,8 +81,12 @@ def create_app(options: Options | None = None, backend: Backend | None = None) -
     app = web.Application(
         client_max_size=options.max_body_bytes,
         middlewares=[journal_middleware, error_middleware, gateway_middleware(backend)],
+        handler_args={"max_line_size": PARSER_LIMIT_BYTES, "max_field_size": PARSER_LIMIT_BYTES},
     )
     app[BACKEND] = backend
+    if options.state_file is not None:
+        saver = app[STATE_SAVER] = Saver(backend, options.state_file)
+        app.cleanup_ctx.append(_saving(saver, options.save_interval))
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     return app
@@ -78,6 +96,7 @@ def create_app(options: Options | None = None, backend: Backend | None = None) -
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The one place an exception becomes an HTTP error, in the envelope AEP uses on that path."""
     try:
+        _check_sizes(request)
         return await handler(request)
     except (ApiError, GatewayError) as exc:
         error: ApiError | GatewayError = exc
@@ -99,7 +118,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         error = ApiError("The emulator hit an unexpected error; see its log")
-    request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+    request_id = client_request_id(request) or str(uuid.uuid4())
     status, body = render_error(error, request.path, request_id)
     headers = {**error.headers, "x-request-id": request_id}
     return web.Response(status=status, body=body, headers=headers, content_type="application/json")
@@ -137,3 +156,57 @@ async def _body_text(request: web.Request) -> str:
         return (await request.read()).decode("utf-8", errors="replace")
     except web.HTTPException:
         return ""
+
+
+def _check_sizes(request: web.Request) -> None:
+    if len(request.raw_path) > MAX_URL_BYTES:
+        raise UriTooLong(
+            f"The request target is {len(request.raw_path)} bytes long; the limit is {MAX_URL_BYTES} bytes"
+        )
+    total = 0
+    for name, value in request.raw_headers:
+        size = len(name) + len(value)
+        if size > MAX_HEADER_BYTES:
+            raise HeaderFieldsTooLarge(
+                f"Header '{name[:64].decode('latin-1')}' is {size} bytes long; "
+                f"the limit is {MAX_HEADER_BYTES} bytes per header"
+            )
+        total += size
+    if total > MAX_HEADERS_BYTES:
+        raise HeaderFieldsTooLarge(
+            f"The headers are {total} bytes long together; the limit is {MAX_HEADERS_BYTES} bytes"
+        )
+
+
+def _saving(saver: Saver, interval: float) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The app's one background task: save the state every `interval` seconds, and once more at shutdown,
+    after the requests in flight have finished. It reads the state; it never changes a job."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        saver.clean_stale()
+        stop = asyncio.Event()
+        task = asyncio.create_task(_save_every(saver, interval, stop))
+        yield
+        stop.set()
+        await task  # lets a write in progress finish: two writers never race to rename
+        await _save(saver)
+
+    return context
+
+
+async def _save_every(saver: Saver, interval: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except TimeoutError:
+            await _save(saver)
+
+
+async def _save(saver: Saver) -> None:
+    data = saver.prepare()  # in one step of the loop: a consistent instant
+    if data is None:
+        return
+    try:
+        await asyncio.to_thread(saver.write, data)
+    except OSError as exc:
+        log.error("cannot save the state to %s: %s", saver.path, exc.strerror or exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from emulator import persistence
 from emulator.catalog import Catalog, batch_status
 from emulator.clock import Clock
 from emulator.jobs import ExportJobs
@@ -31,8 +32,18 @@ class Backend:
             bundled() + load_paths(options.scenario_paths), options.default_scenario
         )
         self.catalog = Catalog(self.store, self.clock, options.seed)
-        self.jobs = ExportJobs(self.store, self.clock, self.scenarios, self.catalog)
+        self.jobs = ExportJobs(
+            self.store,
+            self.clock,
+            self.scenarios,
+            self.catalog,
+            max_per_tenant=options.max_jobs_per_tenant,
+        )
         self._exports: Exports | None = None
+        if options.state_file is not None:
+            document = persistence.load(options.state_file)
+            if document is not None:
+                persistence.restore(self, document, source=options.state_file)
 
     @property
     def exports(self) -> Exports:
@@ -40,7 +51,9 @@ class Backend:
         if self._exports is None:
             from emulator.exports import Exports
 
-            self._exports = Exports(self.catalog, self.options.seed)
+            self._exports = Exports(
+                self.catalog, self.options.seed, cache_bytes=self.options.file_cache_bytes
+            )
         return self._exports
 
     def job_counters(self, job: ExportJob) -> tuple[int, dict[str, int]] | None:

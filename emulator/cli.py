@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -12,7 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from emulator.options import Options
+from emulator.options import (
+    DEFAULT_FILE_CACHE_BYTES,
+    DEFAULT_JOURNAL_LIMIT,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_JOBS_PER_TENANT,
+    DEFAULT_SAVE_INTERVAL_SECONDS,
+    Options,
+)
 from emulator.scenarios import ScenarioError, bundled, load_file, load_paths
 from emulator.timestamps import rfc3339_ms
 
@@ -20,6 +28,7 @@ ENV_PREFIX = "AEP_EMULATOR_"
 EXIT_USAGE = 2
 CLOCKS = ("real", "manual")
 AUTH_MODES = ("open", "strict")
+VALIDATION_MODES = ("strict", "lenient")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -56,6 +65,19 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _count(minimum: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: '{text}'") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}: '{text}'")
+        return value
+
+    return parse
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -88,10 +110,54 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--start-time", type=_rfc3339_ms, default=_env("start_time"), help="RFC 3339")
     serve.add_argument("--auth", choices=AUTH_MODES, default=_env("auth", "open"))
     serve.add_argument(
+        "--validation",
+        choices=VALIDATION_MODES,
+        default=_env("validation", "strict"),
+        help="request bodies that break their schema: refused with 400 (strict), or logged and served "
+        "where the emulator can (lenient)",
+    )
+    serve.add_argument(
         "--credentials",
         type=Path,
         default=_env("credentials"),
         help="YAML or JSON file of the client ids, secrets and orgs IMS accepts (default: any)",
+    )
+    serve.add_argument(
+        "--state-file",
+        type=Path,
+        default=_env("state_file"),
+        help="save the state to this file on shutdown and every --save-interval seconds; load it on start",
+    )
+    serve.add_argument(
+        "--save-interval",
+        type=_positive_float,
+        default=_env("save_interval", str(DEFAULT_SAVE_INTERVAL_SECONDS)),
+        help="seconds between saves of --state-file (default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=_count(1),
+        default=_env("max_body_bytes", str(DEFAULT_MAX_BODY_BYTES)),
+        help="larger request bodies are refused with 413 (default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-jobs-per-tenant",
+        type=_count(1),
+        default=_env("max_jobs_per_tenant", str(DEFAULT_MAX_JOBS_PER_TENANT)),
+        help="past this, a tenant's oldest finished job is evicted; 429 if none has finished "
+        "(default %(default)s)",
+    )
+    serve.add_argument(
+        "--journal-limit",
+        type=_count(0),
+        default=_env("journal_limit", str(DEFAULT_JOURNAL_LIMIT)),
+        help="requests the journal keeps, the oldest evicted first (default %(default)s)",
+    )
+    serve.add_argument(
+        "--file-cache-bytes",
+        type=_count(0),
+        default=_env("file_cache_bytes", str(DEFAULT_FILE_CACHE_BYTES)),
+        help="exported files kept in memory, least recently used evicted first (default %(default)s)",
     )
     serve.add_argument(
         "--log-level",
@@ -108,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", type=Path, nargs="+")
     listing = scenario_commands.add_parser("list", help="list bundled scenarios (and any given ones)")
     listing.add_argument("--scenarios", type=Path, action="append", default=[])
+
+    commands.add_parser("openapi", help="print the OpenAPI document GET /_emulator/openapi.json serves")
     return parser
 
 
@@ -116,6 +184,7 @@ def options_from(args: argparse.Namespace) -> Options:
     for flag, value, allowed in (
         ("--clock", args.clock, CLOCKS),
         ("--auth", args.auth, AUTH_MODES),
+        ("--validation", args.validation, VALIDATION_MODES),
         ("--log-level", args.log_level, LOG_LEVELS),
     ):
         if value not in allowed:
@@ -130,8 +199,15 @@ def options_from(args: argparse.Namespace) -> Options:
         speed=args.speed,
         start_time_ms=args.start_time,
         auth=args.auth,
+        validation=args.validation,
         credentials_file=Path(args.credentials) if args.credentials else None,
+        state_file=Path(args.state_file) if args.state_file else None,
+        save_interval=args.save_interval,
         log_level=args.log_level,
+        max_body_bytes=args.max_body_bytes,
+        max_jobs_per_tenant=args.max_jobs_per_tenant,
+        journal_limit=args.journal_limit,
+        file_cache_bytes=args.file_cache_bytes,
     )
 
 
@@ -139,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(options_from(args))
+    if args.command == "openapi":
+        return print_openapi()
     if args.scenarios_command == "validate":
         return validate(args.paths)
     return list_scenarios(args.scenarios)
@@ -161,11 +239,10 @@ def serve(options: Options) -> int:
 async def _serve(options: Options, backend: Any) -> int:
     from aiohttp import web
 
-    from emulator.app import create_app
+    from emulator.app import STATE_SAVER, create_app
 
-    runner = web.AppRunner(
-        create_app(options, backend), access_log=None, handle_signals=False, shutdown_timeout=1.0
-    )
+    app = create_app(options, backend)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, options.host, options.port)
     try:
@@ -175,6 +252,14 @@ async def _serve(options: Options, backend: Any) -> int:
         fail(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}")
     host, port = runner.addresses[0][:2]
     shown_host = f"[{host}]" if ":" in host else host
+    if not _is_loopback(options.host):
+        print(
+            f"aep-emulator: warning: listening on {options.host}, reachable from other machines; the "
+            "emulator is a test tool: its tokens are not secrets and its control plane (/_emulator) has "
+            "no authentication at all",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"aep-emulator listening on http://{shown_host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -182,6 +267,28 @@ async def _serve(options: Options, backend: Any) -> int:
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     await runner.cleanup()
+    saver = app.get(STATE_SAVER)
+    if saver is not None and saver.failed:
+        print(f"aep-emulator: error: the last save to {saver.path} failed; see the log", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: it may resolve anywhere
+
+
+def print_openapi() -> int:
+    from emulator.app import ROUTES
+    from emulator.openapi import document_bytes
+
+    routes = tuple((method, path) for method, path, _ in ROUTES)
+    print(document_bytes(routes).decode())
     return 0
 
 

@@ -76,6 +76,24 @@ class PayloadTooLarge(ApiError):
     ups_code = "113013"
 
 
+class UriTooLong(ApiError):
+    status = 414
+    title = "UriTooLongError"
+    ups_code = "113014"
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    title = "TooManyRequestsError"
+    ups_code = "113029"
+
+
+class HeaderFieldsTooLarge(ApiError):
+    status = 431
+    title = "RequestHeaderFieldsTooLargeError"
+    ups_code = "113031"
+
+
 class RangeNotSatisfiable(ApiError):
     status = 416
     title = "RangeNotSatisfiableError"

@@ -29,6 +29,7 @@ from emulator import profiles
 from emulator.catalog import Catalog, batch_status
 from emulator.errors import BadRequest, NotFound, RangeNotSatisfiable
 from emulator.lifecycle import SUCCEEDED
+from emulator.options import DEFAULT_FILE_CACHE_BYTES
 from emulator.profiles import EventWindow, Population, Segment
 from emulator.store import Batch, ExportJob, Tenant
 from emulator.timestamps import rfc3339_ms
@@ -47,7 +48,7 @@ SUCCESS = "success"
 BLOCK = 32_768
 # Rows are generated and written (one Parquet row group each) this many at a time.
 CHUNK = 16_384
-DEFAULT_CACHE_BYTES = 8 * 1024 * 1024
+DEFAULT_CACHE_BYTES = DEFAULT_FILE_CACHE_BYTES  # --file-cache-bytes
 _PLAN_CACHE_SIZE = 1024
 _JOB_CACHE_SIZE = 4096
 

@@ -16,6 +16,7 @@ from emulator.errors import (
     MISSING_ORG,
     MISSING_TOKEN,
     ORG_NOT_ENTITLED,
+    BadRequest,
     GatewayError,
     InvalidContentType,
 )
@@ -58,7 +59,12 @@ def gateway_middleware(backend: Backend) -> web.middleware:  # type: ignore[vali
             raise GatewayError(ORG_NOT_ENTITLED)
         if request.method in BODY_METHODS and request.content_type != "application/json":
             raise InvalidContentType()
-        request[TENANT] = Tenant(org, headers.get("x-sandbox-name") or DEFAULT_SANDBOX)
+        sandbox = headers.get("x-sandbox-name") or DEFAULT_SANDBOX
+        for name, value in (("x-api-key", api_key), ("x-gw-ims-org-id", org), ("x-sandbox-name", sandbox)):
+            if not (value.isascii() or value.isprintable()):
+                # Bytes that are not UTF-8 arrive as lone surrogates, which no response or file can encode.
+                raise BadRequest(f"Header {name} is not valid UTF-8 text")
+        request[TENANT] = Tenant(org, sandbox)
         request[CLIENT_ID] = api_key
         return await handler(request)
 

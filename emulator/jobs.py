@@ -13,8 +13,9 @@ from typing import Any
 from emulator import lifecycle
 from emulator.catalog import Catalog
 from emulator.clock import Clock
-from emulator.errors import BadRequest, Conflict, NotFound
+from emulator.errors import BadRequest, Conflict, NotFound, TooManyRequests
 from emulator.lifecycle import DATASET_WRITE, PROCESSING, STATUSES, SUCCEEDED, JobError
+from emulator.options import DEFAULT_MAX_JOBS_PER_TENANT
 from emulator.params import int_param
 from emulator.scenarios import Fault, Scenario, ScenarioRegistry
 from emulator.store import Batch, ExportJob, Store, Tenant, TenantState
@@ -59,11 +60,20 @@ class JobPage:
 
 
 class ExportJobs:
-    def __init__(self, store: Store, clock: Clock, scenarios: ScenarioRegistry, catalog: Catalog):
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        scenarios: ScenarioRegistry,
+        catalog: Catalog,
+        *,
+        max_per_tenant: int = DEFAULT_MAX_JOBS_PER_TENANT,
+    ):
         self.store = store
         self.clock = clock
         self.scenarios = scenarios
         self.catalog = catalog
+        self.max_per_tenant = max_per_tenant
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -89,6 +99,7 @@ class ExportJobs:
         per_segment = normalized["destination"]["segmentPerBatch"]
         if per_segment and not segments:
             raise BadRequest("destination.segmentPerBatch: true needs at least one filter.segments entry")
+        self._make_room(tenant)
         scenario = self.scenarios.select(scenario_header, normalized)
         job = ExportJob(
             id=self.store.next_job_id(),
@@ -105,6 +116,30 @@ class ExportJobs:
             segment = segments[index] if per_segment else None
             self.catalog.add_batch(Batch(batch_id, tenant, dataset_id, job, segment, client_id))
         return job
+
+    def _make_room(self, tenant: Tenant) -> None:
+        """At the cap, the tenant's oldest finished jobs go, with their batches (AEP keeps jobs for a
+        while, then forgets them); when too few have finished, the new job is refused with a 429."""
+        state = self.store.tenant(tenant)
+        excess = len(state.exports) - self.max_per_tenant + 1
+        if excess <= 0:
+            return
+        now_ms = self.clock.now_ms()
+        finished: list[ExportJob] = []
+        for job in state.exports.values():
+            job.refresh(now_ms)
+            if job.progress.is_terminal:
+                finished.append(job)
+                if len(finished) == excess:
+                    break
+        if len(finished) < excess:
+            raise TooManyRequests(
+                f"Org '{tenant.org}', sandbox '{tenant.sandbox}' already has {len(state.exports)} export "
+                f"jobs and too few have finished to make room (the emulator's --max-jobs-per-tenant is "
+                f"{self.max_per_tenant}); cancel some, let them finish, or reset the tenant"
+            )
+        for job in finished:
+            state.evict(job)
 
     def poll(self, tenant: Tenant, job_id: str) -> ExportJob:
         """A GET of the job: counts as a poll, then its status is computed."""

@@ -9,6 +9,10 @@ from typing import Any
 
 # Bodies may be up to the request limit (1 MiB) and the journal holds thousands of entries: keep the head.
 MAX_BODY_CHARS = 64 * 1024
+# A request refused for the size of its URL or headers (414, 431) keeps its method, status and the head of
+# its path only: the app's limits bound every other entry's URL and headers, not these.
+OVERSIZED = frozenset({414, 431})
+MAX_OVERSIZED_PATH_CHARS = 1024
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class Journal:
         self._entries: deque[JournalEntry] = deque(maxlen=limit)
 
     def record(self, entry: JournalEntry) -> None:
+        if entry.status in OVERSIZED:
+            entry = replace(entry, path=entry.path[:MAX_OVERSIZED_PATH_CHARS], query={}, headers={})
         if len(entry.body) > MAX_BODY_CHARS:
             cut = len(entry.body) - MAX_BODY_CHARS
             entry = replace(entry, body=f"{entry.body[:MAX_BODY_CHARS]}... [{cut} more characters]")

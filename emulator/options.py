@@ -8,8 +8,13 @@ from typing import Literal
 
 ClockMode = Literal["real", "manual"]
 AuthMode = Literal["open", "strict"]
+ValidationMode = Literal["strict", "lenient"]
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_JOBS_PER_TENANT = 100_000
+DEFAULT_JOURNAL_LIMIT = 10_000
+DEFAULT_FILE_CACHE_BYTES = 8 * 1024 * 1024
+DEFAULT_SAVE_INTERVAL_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -23,10 +28,17 @@ class Options:
     speed: float = 1.0
     start_time_ms: int | None = None
     auth: AuthMode = "open"
+    # Request bodies on AEP paths that break their schema: refused (strict) or logged and served (lenient).
+    validation: ValidationMode = "strict"
     # API clients IMS accepts (see emulator/tokens.py); None accepts any client id and secret.
     credentials_file: Path | None = None
+    # Saved on shutdown and every `save_interval` seconds, loaded on start (emulator/persistence.py).
     state_file: Path | None = None
+    save_interval: float = DEFAULT_SAVE_INTERVAL_SECONDS
     log_level: str = "INFO"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    journal_limit: int = 10_000
+    # Past this many export jobs a tenant's oldest finished one is evicted with its batches; 429 if none is.
+    max_jobs_per_tenant: int = DEFAULT_MAX_JOBS_PER_TENANT
+    journal_limit: int = DEFAULT_JOURNAL_LIMIT  # entries; the oldest is evicted first
+    file_cache_bytes: int = DEFAULT_FILE_CACHE_BYTES  # exported files kept in an LRU cache
     extra: dict[str, str] = field(default_factory=dict)

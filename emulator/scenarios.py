@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from emulator.validation import Schemas, bundled_schemas
 SCENARIO_SCHEMA = "scenario"
 YAML_SUFFIXES = (".yaml", ".yml")
 
+# Far more than any scenario needs; a document past it is refused before it is validated.
+MAX_DOCUMENT_VALUES = 100_000
 # Only these may be delayed on a real clock, and never for longer than this.
 MAX_FAULT_DELAY_SECONDS = 30.0
 
@@ -70,6 +73,8 @@ class Scenario:
     faults: tuple[Fault, ...] = ()
     cancel_status: str = CANCELLED
     cancel_errors: tuple[JobError, ...] = ()
+    # The YAML or JSON it was parsed from: what a state file keeps of an uploaded scenario.
+    text: str = field(default="", compare=False, repr=False)
 
     def matches(self, request: Mapping[str, Any]) -> bool:
         if not self.match:
@@ -86,8 +91,18 @@ class Scenario:
         return {"name": self.name, "description": self.description, "source": self.source}
 
 
-def parse(document: Any, *, source: str, name: str | None = None, schemas: Schemas | None = None) -> Scenario:
-    """Validate a loaded YAML/JSON document and build the scenario, or raise `ScenarioError`."""
+def parse(
+    document: Any,
+    *,
+    source: str,
+    name: str | None = None,
+    schemas: Schemas | None = None,
+    text: str | None = None,
+) -> Scenario:
+    """Validate a loaded YAML/JSON document and build the scenario, or raise `ScenarioError`.
+
+    `text` is the document as written; without it the scenario keeps the document as JSON.
+    """
     schemas = schemas or bundled_schemas()
     error = schemas.first_error(SCENARIO_SCHEMA, document)
     if error is not None:
@@ -120,6 +135,7 @@ def parse(document: Any, *, source: str, name: str | None = None, schemas: Schem
         faults=tuple(_fault(raw) for raw in document.get("faults", [])),
         cancel_status=on_cancel.get("status", CANCELLED),
         cancel_errors=tuple(_error(raw) for raw in on_cancel.get("errors", [])),
+        text=json.dumps(document, default=str) if text is None else text,
     )
 
 
@@ -160,7 +176,32 @@ def parse_text(text: str, *, source: str, name: str | None = None) -> Scenario:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ScenarioError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    return parse(document, source=source, name=name)
+    if _expands_beyond(document, MAX_DOCUMENT_VALUES):
+        # YAML aliases can nest a few hundred bytes into billions of values; validating (or merely
+        # printing) them would stall the server.
+        raise ScenarioError(
+            source,
+            "",
+            f"the document expands to more than {MAX_DOCUMENT_VALUES} values (nested YAML aliases?)",
+        )
+    return parse(document, source=source, name=name, text=text)
+
+
+def _expands_beyond(document: Any, limit: int) -> bool:
+    """Whether the document, with every alias expanded, holds more than `limit` values (stops early)."""
+    pending = [document]
+    seen = 0
+    while pending:
+        value = pending.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
 
 
 def load_file(path: Path) -> Scenario:

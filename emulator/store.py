@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator import lifecycle
-from emulator.lifecycle import Progress
+from emulator.lifecycle import Progress, Transition
 from emulator.scenarios import Scenario
 
 
@@ -40,6 +40,9 @@ class ExportJob:
     progress: Progress
     profile_instance_id: str = "ups"
     fault_hits: dict[str, int] = field(default_factory=dict)
+    # The job's wire form, encoded once per displayed state (see api/export_jobs.job_body): the
+    # transitions it was encoded at, and the bytes.
+    wire: tuple[tuple[Transition, ...], bytes] | None = field(default=None, compare=False, repr=False)
 
     @property
     def index_key(self) -> tuple[int, int]:
@@ -71,9 +74,13 @@ class TenantState:
     batches: dict[str, Batch] = field(default_factory=dict)
     # Fault counters not bound to one job: (scenario name, operation) -> times fired.
     fault_hits: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Every job whose data the tenant keeps, oldest first: listed ones, and deleted ones whose batches stay.
+    # This is what --max-jobs-per-tenant bounds.
+    exports: dict[int, ExportJob] = field(default_factory=dict)
 
     def add_job(self, job: ExportJob) -> None:
         self.jobs[job.id] = job
+        self.exports[job.id] = job
         key = job.index_key
         if not self.job_index or self.job_index[-1] < key:
             self.job_index.append(key)
@@ -81,9 +88,18 @@ class TenantState:
             bisect.insort(self.job_index, key)
 
     def remove_job(self, job: ExportJob) -> None:
+        """The job record only (a DELETE of a finished job): its batches and files stay."""
         del self.jobs[job.id]
         position = bisect.bisect_left(self.job_index, job.index_key)
         del self.job_index[position]
+
+    def evict(self, job: ExportJob) -> None:
+        """The job and everything it wrote, as if it had never existed."""
+        if job.id in self.jobs:
+            self.remove_job(job)
+        del self.exports[job.id]
+        for batch_id in job.batch_ids:
+            self.batches.pop(batch_id, None)
 
     def jobs_descending(self, below: tuple[int, int] | None = None) -> Iterator[ExportJob]:
         """Jobs newest first, strictly before the cursor key when one is given."""

@@ -6,8 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator import __version__
-from emulator.api.common import backend_of, json_response, read_json
+from emulator import __version__, openapi
+from emulator.api.common import JSON, backend_of, json_response, read_json
 from emulator.backend import Backend
 from emulator.errors import BadRequest, PayloadTooLarge
 from emulator.gateway import DEFAULT_SANDBOX
@@ -87,10 +87,12 @@ async def queue_next_scenario(request: web.Request) -> web.Response:
 
 async def list_jobs(request: web.Request) -> web.Response:
     backend = backend_of(request)
-    if request.query.get("all") == "true":
+    every = request.query.get("all") == "true"
+    # Checked with all=true too: an empty `org` is a mistake to report, not a filter to ignore.
+    tenant = _tenant(request.query, required=not every)
+    if every:
         jobs = list(backend.jobs.all_jobs())
     else:
-        tenant = _tenant(request.query, required=True)
         assert tenant is not None
         state = backend.store.tenants.get(tenant)
         jobs = list(state.jobs.values()) if state else []
@@ -116,6 +118,14 @@ async def list_requests(request: web.Request) -> web.Response:
 async def clear_requests(request: web.Request) -> web.Response:
     backend_of(request).journal.clear()
     return json_response({"cleared": True})
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    """Built from the app's own route table, so it documents exactly what this app serves."""
+    routes = tuple(
+        (route.method, route.resource.canonical) for route in request.app.router.routes() if route.resource
+    )
+    return web.Response(body=openapi.document_bytes(routes), content_type=JSON)
 
 
 def _clock(backend: Backend) -> dict[str, Any]:

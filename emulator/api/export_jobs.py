@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from aiohttp import web
 
-from emulator.api.common import apply_fault, backend_of, json_response, read_json
+from emulator.api.common import JSON, apply_fault, backend_of, client_request_id, json_response, read_json
+from emulator.backend import Backend
 from emulator.gateway import CLIENT_ID, tenant_of
 from emulator.jobs import (
     check_timestamps,
@@ -14,6 +18,7 @@ from emulator.jobs import (
     parse_list_query,
     take_fault,
 )
+from emulator.store import ExportJob
 
 PREFIX = "/data/core/ups/export/jobs"
 SCENARIO_HEADER = "x-emulator-scenario"
@@ -39,12 +44,14 @@ async def create_job(request: web.Request) -> web.Response:
         tenant,
         body,
         scenario_header=header,
-        request_id=request.headers.get("x-request-id"),
+        request_id=client_request_id(request),
         profile_instance_id=request.headers.get("x-profile-instance-id"),
         client_id=request[CLIENT_ID],
     )
     await apply_fault(fault)
-    return json_response(job_json(job), headers={"X-Location": f"{PREFIX}/{job.id}"})
+    return web.Response(
+        body=job_body(backend, job), headers={"X-Location": f"{PREFIX}/{job.id}"}, content_type=JSON
+    )
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -54,9 +61,9 @@ async def list_jobs(request: web.Request) -> web.Response:
     default = backend.scenarios.get(backend.scenarios.default)
     await apply_fault(take_fault(None, backend.store.tenant(tenant), default, "list_jobs"))
     page = backend.jobs.list(tenant, query)
-    return json_response(
+    # The body as json_response would encode it, built around each record's cached bytes.
+    rest = _dumps(
         {
-            "records": [job_json(job, backend.job_counters(job)) for job in page.records],
             "page": {
                 "sortField": query.sort_field,
                 "sort": "desc" if query.descending else "asc",
@@ -66,6 +73,8 @@ async def list_jobs(request: web.Request) -> web.Response:
             "link": {"next": next_link(page)},
         }
     )
+    records = b",".join(job_body(backend, job) for job in page.records)
+    return web.Response(body=b'{"records":[' + records + b"]," + rest[1:], content_type=JSON)
 
 
 async def get_job(request: web.Request) -> web.Response:
@@ -74,7 +83,7 @@ async def get_job(request: web.Request) -> web.Response:
     job = backend.jobs.get(tenant, request.match_info["job_id"])
     await apply_fault(take_fault(job, backend.store.tenant(tenant), job.scenario, "get_job"))
     job = backend.jobs.poll(tenant, request.match_info["job_id"])
-    return json_response(job_json(job, backend.job_counters(job)))
+    return web.Response(body=job_body(backend, job), content_type=JSON)
 
 
 async def delete_job(request: web.Request) -> web.Response:
@@ -84,3 +93,21 @@ async def delete_job(request: web.Request) -> web.Response:
     await apply_fault(take_fault(job, backend.store.tenant(tenant), job.scenario, "cancel_job"))
     message = backend.jobs.cancel(tenant, request.match_info["job_id"])
     return json_response({"status": True, "message": message})
+
+
+def job_body(backend: Backend, job: ExportJob) -> bytes:
+    """`job_json` as compact JSON bytes, encoded once per displayed state and reused by GET and list.
+
+    What a job shows changes only with a transition: its status, errors, timings and gateway ids derive
+    from them, and counters appear with SUCCEEDED, itself a transition. So the bytes are keyed on the
+    transitions tuple (held, so its identity cannot be reused); a poll that moves nothing reuses them.
+    """
+    transitions = job.progress.transitions
+    cached = job.wire
+    if cached is None or cached[0] is not transitions:
+        cached = job.wire = (transitions, _dumps(job_json(job, backend.job_counters(job))))
+    return cached[1]
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()

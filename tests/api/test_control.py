@@ -134,7 +134,7 @@ async def test_clock_advance_returns_the_new_now(client: TestClient[Any, Any]) -
         (b"{seconds: 1}", "not valid JSON"),
         (b'{"seconds": NaN}', "NaN"),
         (b'{"seconds": Infinity}', "Infinity"),
-        (b'{"seconds": 1e400}', "$.seconds"),
+        (b'{"seconds": 1e400}', "1e400"),
     ],
 )
 async def test_clock_advance_rejects_bad_bodies(client: TestClient[Any, Any], body: Any, needle: str) -> None:
