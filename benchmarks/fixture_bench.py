@@ -9,7 +9,10 @@ that times each test's setup, call and teardown phases, then prints per-test mil
 - `aep_emulator_app`: a fresh in-process aiohttp Application (for `aiohttp_client`);
 - the overhead per test over N tests that use no fixture at all, from wall-clock totals.
 
-Usage: python benchmarks/fixture_bench.py [--tests 500]
+The last line printed is one JSON object for `python -m benchmarks`: `fixture_ms` is the mean setup plus
+teardown per test of the costlier fixture (`aep_emulator` or `aep_emulator_app`), first test excluded.
+
+Usage: python -m benchmarks.fixture_bench [--tests 500] [--quick]
 """
 
 from __future__ import annotations
@@ -102,7 +105,11 @@ def ms(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", type=int, default=500, help="tests per variant (default 500)")
+    parser.add_argument("--quick", action="store_true", help="100 tests per variant")
     args = parser.parse_args()
+    if args.quick:
+        args.tests = 100
+    summary: dict[str, Any] = {"tests_per_variant": args.tests, "variants": {}}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "bench_timer.py").write_text(TIMER_PLUGIN)
@@ -116,12 +123,21 @@ def main() -> None:
             print(f"\n{name}: wall {walls[name]:.2f} s")
             if name == "none":
                 continue
+            summary["variants"][name] = {
+                "first_setup_ms": round(first["setup"] * 1000, 2),
+                "mean_ms": round(statistics.mean(setup_teardown) * 1000, 3),
+                "median_ms": round(statistics.median(setup_teardown) * 1000, 3),
+                "wall_overhead_ms": round((walls[name] - walls["none"]) / args.tests * 1000, 3),
+            }
             print(f"  first test (setup incl. session start): {first['setup'] * 1000:.1f} ms")
             print(f"  setup+teardown per test:  {ms(setup_teardown)}")
             if "headers" in name:
                 print(f"  call (first headers() = token mint): {ms([t['call'] for t in rest])}")
             overhead = (walls[name] - walls["none"]) / args.tests
             print(f"  wall-clock overhead per test vs. no fixture: {overhead * 1000:.2f} ms")
+    fixtures = [summary["variants"][name]["mean_ms"] for name in ("aep_emulator", "aep_emulator_app")]
+    summary["fixture_ms"] = max(fixtures)
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

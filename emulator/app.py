@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from emulator.api import catalog, control, data_access, export_jobs, ims
 from emulator.api.common import BACKEND, DropConnection, backend_of, client_request_id
@@ -24,13 +24,12 @@ from emulator.errors import (
     UriTooLong,
     render_error,
 )
-from emulator.gateway import TENANT, gateway_middleware
+from emulator.gateway import admission
 from emulator.journal import JournalEntry
 from emulator.options import Options
 from emulator.persistence import Saver
 
 log = logging.getLogger("emulator")
-DROPPED = web.RequestKey("aep_dropped", bool)
 STATE_SAVER = web.AppKey("state_saver", Saver)
 
 # Our limits on the request line and headers, answered with a JSON 414 or 431. aiohttp's own parser limits
@@ -80,7 +79,7 @@ def create_app(options: Options | None = None, backend: Backend | None = None) -
     backend = backend or Backend(options)
     app = web.Application(
         client_max_size=options.max_body_bytes,
-        middlewares=[journal_middleware, error_middleware, gateway_middleware(backend)],
+        middlewares=[aep_middleware(backend)],
         handler_args={"max_line_size": PARSER_LIMIT_BYTES, "max_field_size": PARSER_LIMIT_BYTES},
     )
     app[BACKEND] = backend
@@ -92,61 +91,71 @@ def create_app(options: Options | None = None, backend: Backend | None = None) -
     return app
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def aep_middleware(backend: Backend) -> Middleware:
+    """Everything around a handler, in one middleware (each one is a coroutine more on every request): the
+    gateway's rules on AEP paths, any exception rendered as an error, then the journal entry."""
+    admit = admission(backend)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        tenant = None
+        dropped = False
+        try:
+            _check_sizes(request)
+            tenant = admit(request)
+            response = await handler(request)
+        except DropConnection:
+            dropped = True
+            if request.transport is not None:
+                request.transport.close()
+            response = web.Response(status=204)
+        except Exception as exc:
+            response = error_response(request, exc)
+        path = request.path
+        if path.startswith(CONTROL_PREFIX):  # the control plane is never journaled
+            return response
+        headers = request.headers
+        backend.journal.record(
+            JournalEntry(
+                method=request.method,
+                path=path,
+                query=request.query,  # read-only views, copied only when the journal is read
+                headers=headers,
+                body=await _body_text(request) if request.body_exists else "",
+                status=response.status,
+                org=tenant.org if tenant else headers.get("x-gw-ims-org-id"),
+                sandbox=tenant.sandbox if tenant else headers.get("x-sandbox-name"),
+                time=backend.clock.now_ms(),
+                dropped=dropped,
+            )
+        )
+        return response
+
+    return middleware
+
+
+def error_response(request: web.Request, exc: Exception) -> web.Response:
     """The one place an exception becomes an HTTP error, in the envelope AEP uses on that path."""
-    try:
-        _check_sizes(request)
-        return await handler(request)
-    except (ApiError, GatewayError) as exc:
-        error: ApiError | GatewayError = exc
-    except web.HTTPRequestEntityTooLarge:
+    error: ApiError | GatewayError
+    if isinstance(exc, ApiError | GatewayError):
+        error = exc
+    elif isinstance(exc, web.HTTPRequestEntityTooLarge):
         limit = backend_of(request).options.max_body_bytes
         error = PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes")
-    except web.HTTPMethodNotAllowed as exc:
+    elif isinstance(exc, web.HTTPMethodNotAllowed):
         error = MethodNotAllowed(request.method, sorted(exc.allowed_methods))
-    except web.HTTPNotFound:
+    elif isinstance(exc, web.HTTPNotFound):
         error = NotFound(f"No resource at {request.path}")
-    except web.HTTPException as exc:
+    elif isinstance(exc, web.HTTPException):
         error = ApiError(exc.reason)
         error.status, error.title = exc.status, exc.reason.replace(" ", "") + "Error"
-    except DropConnection:
-        request[DROPPED] = True
-        if request.transport is not None:
-            request.transport.close()
-        return web.Response(status=204)
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+    else:
+        log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
         error = ApiError("The emulator hit an unexpected error; see its log")
     request_id = client_request_id(request) or str(uuid.uuid4())
     status, body = render_error(error, request.path, request_id)
     headers = {**error.headers, "x-request-id": request_id}
     return web.Response(status=status, body=body, headers=headers, content_type="application/json")
-
-
-@web.middleware
-async def journal_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Records every request to the AEP surface (never the control plane)."""
-    response = await handler(request)
-    if request.path.startswith(CONTROL_PREFIX):
-        return response
-    backend = backend_of(request)
-    tenant = request.get(TENANT)
-    backend.journal.record(
-        JournalEntry(
-            method=request.method,
-            path=request.path,
-            query=dict(request.query),
-            headers=dict(request.headers),
-            body=await _body_text(request),
-            status=response.status,
-            org=tenant.org if tenant else request.headers.get("x-gw-ims-org-id"),
-            sandbox=tenant.sandbox if tenant else request.headers.get("x-sandbox-name"),
-            time=backend.clock.now_ms(),
-            dropped=request.get(DROPPED, False),
-        )
-    )
-    return response
 
 
 async def _body_text(request: web.Request) -> str:

@@ -5,8 +5,9 @@ Runs before routing, so a request that fails here never reaches a handler, as on
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from emulator.backend import Backend
 from emulator.errors import (
@@ -29,13 +30,14 @@ TENANT = web.RequestKey("aep_tenant", Tenant)
 CLIENT_ID = web.RequestKey("aep_client_id", str)
 
 
-def gateway_middleware(backend: Backend) -> web.middleware:  # type: ignore[valid-type]
+def admission(backend: Backend) -> Callable[[web.Request], Tenant | None]:
+    """The gateway's check of a request, run first by the app's middleware: raises what the gateway
+    refuses with; for an AEP path, records and returns the caller's tenant (and client id)."""
     strict = backend.options.auth == "strict"
 
-    @web.middleware
-    async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def admit(request: web.Request) -> Tenant | None:
         if not request.path.startswith(AEP_PREFIX):
-            return await handler(request)
+            return None
         headers = request.headers
         authorization = headers.get("Authorization")
         if authorization is None:
@@ -64,11 +66,15 @@ def gateway_middleware(backend: Backend) -> web.middleware:  # type: ignore[vali
             if not (value.isascii() or value.isprintable()):
                 # Bytes that are not UTF-8 arrive as lone surrogates, which no response or file can encode.
                 raise BadRequest(f"Header {name} is not valid UTF-8 text")
-        request[TENANT] = Tenant(org, sandbox)
+        if request.query and len(set(request.query)) != len(request.query):
+            # Services read one value per parameter: a repeated one is ambiguous, not first-wins.
+            repeated = sorted({key for key in request.query if len(request.query.getall(key)) > 1})
+            raise BadRequest(f"Query parameter '{repeated[0]}' is given more than once")
+        tenant = request[TENANT] = Tenant(org, sandbox)
         request[CLIENT_ID] = api_key
-        return await handler(request)
+        return tenant
 
-    return gateway
+    return admit
 
 
 def tenant_of(request: web.Request) -> Tenant:

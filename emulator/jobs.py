@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import re
 import uuid
 from collections.abc import Iterator, Mapping
@@ -87,7 +86,7 @@ class ExportJobs:
         profile_instance_id: str | None,
         client_id: str,
     ) -> ExportJob:
-        """The caller has validated `request` against the create-request schema."""
+        """The caller has validated `request` against the create-request schema; it becomes the job's own."""
         normalized = normalize_request(request)
         dataset_id = normalized["destination"]["datasetId"]
         if dataset_id not in self.store.tenant(tenant).datasets:
@@ -141,9 +140,8 @@ class ExportJobs:
         for job in finished:
             state.evict(job)
 
-    def poll(self, tenant: Tenant, job_id: str) -> ExportJob:
-        """A GET of the job: counts as a poll, then its status is computed."""
-        job = self.get(tenant, job_id)
+    def poll(self, job: ExportJob) -> ExportJob:
+        """A GET of the job (found with `get`): counts as a poll, then its status is computed."""
         job.refresh(self.clock.now_ms(), poll=True)
         return job
 
@@ -293,12 +291,13 @@ TIMESTAMP_FIELDS = (
 )
 
 
-def check_timestamps(request: Mapping[str, Any]) -> None:
+def check_timestamps(request: dict[str, Any]) -> None:
     """The schema checks the RFC 3339 shape; this rejects impossible dates such as 2018-02-30."""
     for path in TIMESTAMP_FIELDS:
         value: Any = request
         for key in path:
-            value = value.get(key) if isinstance(value, Mapping) else None
+            # dict, not Mapping: a parsed body holds dicts, and an ABC isinstance is 5x slower.
+            value = value.get(key) if isinstance(value, dict) else None
         if isinstance(value, str):
             try:
                 rfc3339_ms(value)
@@ -310,8 +309,9 @@ def check_timestamps(request: Mapping[str, Any]) -> None:
 
 
 def normalize_request(request: dict[str, Any]) -> dict[str, Any]:
-    """The request with AEP's documented defaults filled in (these are echoed on the job)."""
-    normalized = copy.deepcopy(request)
+    """The request with AEP's documented defaults filled in (these are echoed on the job), in place: a
+    parsed request body belongs to its request alone, so copying it would only cost time. Idempotent."""
+    normalized = request
     for segment in normalized.get("filter", {}).get("segments", []):
         segment.setdefault("segmentNs", DEFAULT_SEGMENT_NS)
         segment.setdefault("status", list(DEFAULT_SEGMENT_STATUS))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 # Bodies may be up to the request limit (1 MiB) and the journal holds thousands of entries: keep the head.
@@ -15,12 +15,15 @@ OVERSIZED = frozenset({414, 431})
 MAX_OVERSIZED_PATH_CHARS = 1024
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class JournalEntry:
+    """One request. `query` and `headers` may be the request's own read-only views: recording runs on every
+    request and reading the journal is rare, so they are copied only when shown."""
+
     method: str
     path: str
-    query: dict[str, str]
-    headers: dict[str, str]
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
     body: str
     status: int
     org: str | None
@@ -29,11 +32,18 @@ class JournalEntry:
     dropped: bool = False  # a scenario fault closed the connection: the client got no answer
 
     def to_json(self) -> dict[str, Any]:
-        entry = asdict(self)
-        entry["tenant"] = {"org": entry.pop("org"), "sandbox": entry.pop("sandbox")}
-        # Header names are case-insensitive and clients re-case them: show them in one case.
-        entry["headers"] = {name.lower(): value for name, value in self.headers.items()}
-        return entry
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": dict(self.query),
+            # Header names are case-insensitive and clients re-case them: show them in one case.
+            "headers": {name.lower(): value for name, value in dict(self.headers).items()},
+            "body": self.body,
+            "status": self.status,
+            "time": self.time,
+            "dropped": self.dropped,
+            "tenant": {"org": self.org, "sandbox": self.sandbox},
+        }
 
 
 class Journal:

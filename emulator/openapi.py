@@ -7,6 +7,7 @@ route the app does not serve, or metadata names a schema, parameter, header or r
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -49,7 +50,9 @@ def document_bytes(routes: tuple[Route, ...]) -> bytes:
 def build(
     routes: Iterable[Route], schemas: Schemas | None = None, metadata: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    return _Builder(schemas or bundled_schemas(), metadata or load_metadata()).build(list(routes))
+    # A copy: the document must not share (mutable) parts with the cached metadata.
+    meta = copy.deepcopy(dict(metadata or load_metadata()))
+    return _Builder(schemas or bundled_schemas(), meta).build(list(routes))
 
 
 class _Builder:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from emulator import lifecycle
 from emulator.lifecycle import Progress, Transition
 from emulator.scenarios import Scenario
 
 
-@dataclass(frozen=True)
-class Tenant:
-    """AEP partitions everything by IMS org and sandbox; so do we."""
+class Tenant(NamedTuple):
+    """AEP partitions everything by IMS org and sandbox; so do we. A tuple: its hash, taken on every
+    lookup of a tenant's state, is C code (a frozen dataclass hashes in Python, 4x slower)."""
 
     org: str
     sandbox: str

@@ -87,7 +87,10 @@ async def queue_next_scenario(request: web.Request) -> web.Response:
 
 async def list_jobs(request: web.Request) -> web.Response:
     backend = backend_of(request)
-    every = request.query.get("all") == "true"
+    flag = request.query.get("all", "false")
+    if flag not in ("true", "false"):
+        raise BadRequest(f"Query parameter 'all' must be true or false, got '{flag}'")
+    every = flag == "true"
     # Checked with all=true too: an empty `org` is a mistake to report, not a filter to ignore.
     tenant = _tenant(request.query, required=not every)
     if every:

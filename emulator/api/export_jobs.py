@@ -49,9 +49,10 @@ async def create_job(request: web.Request) -> web.Response:
         client_id=request[CLIENT_ID],
     )
     await apply_fault(fault)
-    return web.Response(
-        body=job_body(backend, job), headers={"X-Location": f"{PREFIX}/{job.id}"}, content_type=JSON
-    )
+    # Not through the cache of job_body: a new job's first poll usually moves it on, so caching its
+    # creation state would cost memory (about 800 bytes a job) for nothing.
+    body = _dumps(job_json(job, backend.job_counters(job)))
+    return web.Response(body=body, headers={"X-Location": f"{PREFIX}/{job.id}"}, content_type=JSON)
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -80,9 +81,13 @@ async def list_jobs(request: web.Request) -> web.Response:
 async def get_job(request: web.Request) -> web.Response:
     backend = backend_of(request)
     tenant = tenant_of(request)
-    job = backend.jobs.get(tenant, request.match_info["job_id"])
-    await apply_fault(take_fault(job, backend.store.tenant(tenant), job.scenario, "get_job"))
-    job = backend.jobs.poll(tenant, request.match_info["job_id"])
+    job_id = request.match_info["job_id"]
+    job = backend.jobs.get(tenant, job_id)
+    fault = take_fault(job, backend.store.tenant(tenant), job.scenario, "get_job")
+    if fault is not None:
+        await apply_fault(fault)
+        job = backend.jobs.get(tenant, job_id)  # a delay lets other requests run: one may delete it
+    backend.jobs.poll(job)
     return web.Response(body=job_body(backend, job), content_type=JSON)
 
 
@@ -109,5 +114,9 @@ def job_body(backend: Backend, job: ExportJob) -> bytes:
     return cached[1]
 
 
+# What json_response writes (json.dumps with these separators), without building an encoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def _dumps(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
+    return _ENCODER.encode(body).encode()

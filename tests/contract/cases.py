@@ -11,9 +11,15 @@ document itself, for every operation that can produce them.
 
 from __future__ import annotations
 
+import atexit
+import os
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 from tests.contract.support import (
     BATCHES,
@@ -94,8 +100,6 @@ def token_form(target: Target, **changes: str | None) -> dict[str, str]:
 
 
 def encoded(form: dict[str, str]) -> str:
-    from urllib.parse import urlencode
-
     return urlencode(form)
 
 
@@ -131,12 +135,14 @@ async def wrong_secret(target: Target) -> Reply:
     return await target.request("POST", TOKEN, data=encoded(form), headers={"Content-Type": FORM})
 
 
-def _credentials_file() -> Any:
-    import tempfile
-    from pathlib import Path
-
-    path = Path(tempfile.mkdtemp()) / "credentials.yaml"
+@cache
+def _credentials_file() -> Path:
+    """One credentials file for the run (removed at exit): IMS then knows `known-client` only."""
+    handle, name = tempfile.mkstemp(suffix=".yaml")
+    os.close(handle)
+    path = Path(name)
     path.write_text("clients:\n  known-client:\n    secret: right\n")
+    atexit.register(path.unlink, missing_ok=True)
     return path
 
 
@@ -196,6 +202,11 @@ async def datasets_projected(target: Target) -> Reply:
 @case("listDatasets", 400, drift="read", schema="error.problem")
 async def datasets_bad_limit(target: Target) -> Reply:
     return await target.request("GET", DATASETS, params={"limit": "zero"})
+
+
+@case("listDatasets", 400, drift="read", schema="error.problem")
+async def datasets_repeated_parameter(target: Target) -> Reply:
+    return await target.request("GET", f"{DATASETS}?start=&start=x")
 
 
 @case("getDataset", 200, drift="read", schema="dataset.map.response")
@@ -326,12 +337,21 @@ for _path, _operation in ((JOBS, "listExportJobs"), (f"{JOBS}/", "listExportJobs
         async def jobs_bad_limit(target: Target) -> Reply:
             return await target.request("GET", path, params={"limit": "0"})
 
+        @case(operation, 400, drift="read", schema="error.ups")
+        async def jobs_repeated_parameter(target: Target) -> Reply:
+            return await target.request("GET", f"{path}?sort=&sort=sideways")
+
     _listing_cases(_path, _operation)
 
 
 @case("getExportJob", 200, drift="read")
 async def job_found(target: Target) -> Reply:
     return await target.request("GET", f"{JOBS}/{(await target.finished_job())['id']}")
+
+
+@case("getExportJob", 400, drift="read", schema="error.ups")
+async def job_repeated_parameter(target: Target) -> Reply:
+    return await target.request("GET", f"{JOBS}/{UNKNOWN_JOB}?fields=a&fields=b")
 
 
 @case("getExportJob", 404, drift="read")
@@ -514,6 +534,7 @@ _control("queueNextScenario", 200, "POST", "/scenarios/next", json_body={"name":
 _control("queueNextScenario", 400, "POST", "/scenarios/next", json_body={"name": "failure", "count": 0})
 _control("listAllJobs", 200, "GET", "/jobs", params={"all": "true"})
 _control("listAllJobs", 400, "GET", "/jobs")
+_control("listAllJobs", 400, "GET", "/jobs", "all_neither_true_nor_false", params={"all": "yes", "org": "O"})
 _control("forceJob", 400, "POST", "/jobs/1/force", json_body={"status": "DONE"})
 _control("forceJob", 404, "POST", "/jobs/424242/force", json_body={"status": "FAILED"})
 _control("listRequests", 200, "GET", "/requests", params={"method": "GET"})

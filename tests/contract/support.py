@@ -15,8 +15,9 @@ import copy
 import json
 import os
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -176,7 +177,7 @@ def _open_objects(node: Any) -> Any:
 # -- targets --------------------------------------------------------------------------------------
 
 
-class Target:
+class Target(ABC):
     """Talks to the emulator or to AEP with a client's usual headers, and finds or makes objects to read."""
 
     name = "target"
@@ -187,13 +188,15 @@ class Target:
         self.contract = contract
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
 
+    @abstractmethod
     def headers(self, **extra: str) -> dict[str, str]:
-        raise NotImplementedError
+        """The headers a client sends to the AEP paths, plus `extra`."""
 
+    @abstractmethod
     async def send(
         self, method: str, path: str, *, headers: Mapping[str, str], body: bytes | None, params: Any
     ) -> Reply:
-        raise NotImplementedError
+        """One HTTP exchange."""
 
     async def request(
         self,
@@ -232,11 +235,13 @@ class Target:
 
     # What a case needs to exist; the emulator makes it, AEP must already have it (or the case is skipped).
 
+    @abstractmethod
     async def dataset_id(self) -> str:
-        raise NotImplementedError
+        """Some dataset of the tenant."""
 
+    @abstractmethod
     async def finished_job(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """Some SUCCEEDED export job of the tenant."""
 
     async def batch_id(self) -> str:
         return str((await self.finished_job())["destination"]["batchId"])
@@ -327,7 +332,6 @@ class DriftConfig:
     sandbox: str
     scopes: str
     allow_writes: bool
-    tokens: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @staticmethod
     def missing(environ: Mapping[str, str]) -> list[str]:
@@ -353,7 +357,7 @@ class DriftConfig:
         return (
             "drift checks against a real AEP sandbox are not configured: set "
             + ", ".join(DriftConfig.missing(environ))
-            + " (see tests/contract/README.md)"
+            + " (see the README, 'Drift checks against a real AEP sandbox')"
         )
 
 

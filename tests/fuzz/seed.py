@@ -2,10 +2,10 @@
 
 Usage: python seed.py BASE_URL >> schemathesis.toml
 
-Creates a dataset and an export job (the server's default scenario, `fuzz-quick`, finishes it when first read),
-then prints schemathesis `[[operations]]` settings that pin the ids, tenant and file name for the operations
-that read them. Generated values for everything else (query parameters, Range headers, ...) then exercise
-real batches, files and bytes instead of ending in 404. Standard library only.
+Creates a dataset and an export job (the server's default scenario, `fuzz-quick`, finishes it when
+first read), then prints schemathesis `[[operations]]` settings that pin the ids, tenant and file name
+for the operations that read them. Generated values for everything else (query parameters, Range
+headers, ...) then exercise real batches, files and bytes instead of ending in 404. Standard library only.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def main(base: str) -> None:
     print("\n# Pinned by tests/fuzz/seed.py: the seeded export's ids.")
     for operation, parameters in pins.items():
         print(f"\n[[operations]]\ninclude-operation-id = {json.dumps(operation)}")
-        print("parameters = {" + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in parameters.items()) + "}")
+        pairs = ", ".join(f"{json.dumps(name)} = {json.dumps(value)}" for name, value in parameters.items())
+        print(f"parameters = {{{pairs}}}")
 
 
 if __name__ == "__main__":

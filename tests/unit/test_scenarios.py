@@ -22,6 +22,7 @@ from emulator.scenarios import (
     parse,
     parse_text,
 )
+from emulator.validation import bundled_schemas
 
 BUNDLED = {"success", "failure", "stuck", "slow", "partial-errors", "empty", "flaky-gateway"}
 
@@ -68,6 +69,14 @@ def test_every_bundled_file_loads_under_its_file_name() -> None:
         assert scenario.steps[0].status == NEW
         raw = yaml.safe_load(Path(scenario.source).read_text())
         assert "name" not in raw or raw["name"] == scenario.name
+
+
+def test_every_bundled_file_passes_the_scenario_schema() -> None:
+    """`bundled()` leaves the schema check out of every start; it happens here, and in full."""
+    folder = bundled_dir("scenarios")
+    for path in sorted(folder.glob("*.yaml")):
+        assert bundled_schemas().errors("scenario", yaml.safe_load(path.read_text())) == [], path.name
+        load_file(path)  # the same file through the checked path
 
 
 def test_bundled_scenarios_say_what_they_do() -> None:
