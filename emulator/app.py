@@ -6,6 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
+from itertools import chain
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -172,15 +173,17 @@ def _check_sizes(request: web.Request) -> None:
         raise UriTooLong(
             f"The request target is {len(request.raw_path)} bytes long; the limit is {MAX_URL_BYTES} bytes"
         )
-    total = 0
-    for name, value in request.raw_headers:
+    raw_headers = request.raw_headers
+    total = sum(map(len, chain.from_iterable(raw_headers)))
+    if total <= MAX_HEADER_BYTES:  # every request but an oversized one: no header alone can be too long
+        return
+    for name, value in raw_headers:
         size = len(name) + len(value)
         if size > MAX_HEADER_BYTES:
             raise HeaderFieldsTooLarge(
                 f"Header '{name[:64].decode('latin-1')}' is {size} bytes long; "
                 f"the limit is {MAX_HEADER_BYTES} bytes per header"
             )
-        total += size
     if total > MAX_HEADERS_BYTES:
         raise HeaderFieldsTooLarge(
             f"The headers are {total} bytes long together; the limit is {MAX_HEADERS_BYTES} bytes"

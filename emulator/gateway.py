@@ -62,10 +62,8 @@ def admission(backend: Backend) -> Callable[[web.Request], Tenant | None]:
         if request.method in BODY_METHODS and request.content_type != "application/json":
             raise InvalidContentType()
         sandbox = headers.get("x-sandbox-name") or DEFAULT_SANDBOX
-        for name, value in (("x-api-key", api_key), ("x-gw-ims-org-id", org), ("x-sandbox-name", sandbox)):
-            if not (value.isascii() or value.isprintable()):
-                # Bytes that are not UTF-8 arrive as lone surrogates, which no response or file can encode.
-                raise BadRequest(f"Header {name} is not valid UTF-8 text")
+        if not (api_key.isascii() and org.isascii() and sandbox.isascii()):
+            _require_text(("x-api-key", api_key), ("x-gw-ims-org-id", org), ("x-sandbox-name", sandbox))
         if request.query and len(set(request.query)) != len(request.query):
             # Services read one value per parameter: a repeated one is ambiguous, not first-wins.
             repeated = sorted({key for key in request.query if len(request.query.getall(key)) > 1})
@@ -75,6 +73,13 @@ def admission(backend: Backend) -> Callable[[web.Request], Tenant | None]:
         return tenant
 
     return admit
+
+
+def _require_text(*headers: tuple[str, str]) -> None:
+    """Bytes that are not UTF-8 arrive as lone surrogates, which no response or file can encode."""
+    for name, value in headers:
+        if not (value.isascii() or value.isprintable()):
+            raise BadRequest(f"Header {name} is not valid UTF-8 text")
 
 
 def tenant_of(request: web.Request) -> Tenant:

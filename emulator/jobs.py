@@ -89,7 +89,8 @@ class ExportJobs:
         """The caller has validated `request` against the create-request schema; it becomes the job's own."""
         normalized = normalize_request(request)
         dataset_id = normalized["destination"]["datasetId"]
-        if dataset_id not in self.store.tenant(tenant).datasets:
+        state = self.store.tenants.get(tenant)
+        if state is None or dataset_id not in state.datasets:
             raise BadRequest(
                 f"destination.datasetId: dataset '{dataset_id}' does not exist in "
                 f"org '{tenant.org}', sandbox '{tenant.sandbox}'"
@@ -395,22 +396,29 @@ def _gateway_ids(job: ExportJob) -> dict[str, str]:
     return ids
 
 
-def take_fault(job: ExportJob | None, state: TenantState, scenario: Scenario, operation: str) -> Fault | None:
-    """The fault this request should suffer, if any, counting it: per job, or per tenant and scenario."""
+def take_job_fault(job: ExportJob, operation: str) -> Fault | None:
+    """The fault a request on this job should suffer under its scenario, if any, counting it."""
+    faults = job.scenario.faults_for(operation)
+    return _take(faults, job.fault_hits, operation) if faults else None
+
+
+def take_tenant_fault(store: Store, tenant: Tenant, scenario: Scenario, operation: str) -> Fault | None:
+    """The fault a request on no job (create, list) should suffer, counted per tenant and scenario. The
+    tenant's state is made only when there is a fault to count: a stray org header must not cost memory."""
     faults = scenario.faults_for(operation)
     if not faults:
         return None
-    hits = job.fault_hits if job is not None else None
-    key = (scenario.name, operation)
-    fired = hits.get(operation, 0) if hits is not None else state.fault_hits.get(key, 0)
+    return _take(faults, store.tenant(tenant).fault_hits, (scenario.name, operation))
+
+
+def _take(faults: tuple[Fault, ...], hits: dict[Any, int], key: Any) -> Fault | None:
+    """Faults fire in order, each `times` times; `hits` counts what has fired under `key`."""
+    fired = hits.get(key, 0)
     budget = 0
     for fault in faults:
         budget += fault.times
         if fired < budget:
-            if hits is not None:
-                hits[operation] = fired + 1
-            else:
-                state.fault_hits[key] = fired + 1
+            hits[key] = fired + 1
             return fault
     return None
 

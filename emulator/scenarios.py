@@ -27,6 +27,8 @@ YAML_SUFFIXES = (".yaml", ".yml")
 MAX_DOCUMENT_VALUES = 100_000
 # Only these may be delayed on a real clock, and never for longer than this.
 MAX_FAULT_DELAY_SECONDS = 30.0
+# Scenarios queued for the next jobs (POST /_emulator/scenarios/next), all calls together.
+MAX_QUEUED = 10_000
 
 
 class ScenarioError(Exception):
@@ -293,6 +295,11 @@ class ScenarioRegistry:
 
     def queue_next(self, name: str, count: int) -> None:
         self.get(name)
+        if len(self._queued) + count > MAX_QUEUED:
+            raise BadRequest(
+                f"count: the queue holds at most {MAX_QUEUED} scenarios and {len(self._queued)} are queued; "
+                "create jobs to use them, or reset"
+            )
         self._queued.extend([name] * count)
 
     @property

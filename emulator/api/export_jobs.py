@@ -16,7 +16,8 @@ from emulator.jobs import (
     next_link,
     normalize_request,
     parse_list_query,
-    take_fault,
+    take_job_fault,
+    take_tenant_fault,
 )
 from emulator.store import ExportJob
 
@@ -30,12 +31,8 @@ async def create_job(request: web.Request) -> web.Response:
     body = await read_json(request, "export-job.create.request")
     check_timestamps(body)
     header = request.headers.get(SCENARIO_HEADER)
-    fault = take_fault(
-        None,
-        backend.store.tenant(tenant),
-        backend.scenarios.peek(header, normalize_request(body)),
-        "create_job",
-    )
+    scenario = backend.scenarios.peek(header, normalize_request(body))
+    fault = take_tenant_fault(backend.store, tenant, scenario, "create_job")
     # A refused request creates nothing. Otherwise the job is created before any awaited delay, in the
     # same step as the peek above, so the job gets the scenario whose fault it suffered.
     if fault is not None and fault.refuses:
@@ -60,7 +57,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     query = parse_list_query(request.query)
     default = backend.scenarios.get(backend.scenarios.default)
-    await apply_fault(take_fault(None, backend.store.tenant(tenant), default, "list_jobs"))
+    await apply_fault(take_tenant_fault(backend.store, tenant, default, "list_jobs"))
     page = backend.jobs.list(tenant, query)
     # The body as json_response would encode it, built around each record's cached bytes.
     rest = _dumps(
@@ -83,7 +80,7 @@ async def get_job(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     job_id = request.match_info["job_id"]
     job = backend.jobs.get(tenant, job_id)
-    fault = take_fault(job, backend.store.tenant(tenant), job.scenario, "get_job")
+    fault = take_job_fault(job, "get_job")
     if fault is not None:
         await apply_fault(fault)
         job = backend.jobs.get(tenant, job_id)  # a delay lets other requests run: one may delete it
@@ -95,7 +92,7 @@ async def delete_job(request: web.Request) -> web.Response:
     backend = backend_of(request)
     tenant = tenant_of(request)
     job = backend.jobs.get(tenant, request.match_info["job_id"])
-    await apply_fault(take_fault(job, backend.store.tenant(tenant), job.scenario, "cancel_job"))
+    await apply_fault(take_job_fault(job, "cancel_job"))
     message = backend.jobs.cancel(tenant, request.match_info["job_id"])
     return json_response({"status": True, "message": message})
 

@@ -307,6 +307,21 @@ async def test_bad_queue_requests(client: TestClient[Any, Any], body: Any, statu
     assert (await control(client, "GET", "/scenarios", schema="control.scenarios.response"))["queued"] == []
 
 
+async def test_the_queue_is_bounded(client: TestClient[Any, Any]) -> None:
+    for _ in range(2):
+        await control(
+            client,
+            "POST",
+            "/scenarios/next",
+            json={"name": "stuck", "count": 5000},
+            schema="control.scenario-queue.response",
+        )
+    detail = await problem(client, "POST", "/scenarios/next", 400, json={"name": "failure"})
+    assert "at most 10000" in detail and "10000 are queued" in detail
+    queued = (await control(client, "GET", "/scenarios", schema="control.scenarios.response"))["queued"]
+    assert queued == ["stuck"] * 10000
+
+
 # -- jobs -----------------------------------------------------------------------------------------
 
 

@@ -89,6 +89,21 @@ class TestJobsPerTenant:
         await json_error(files, 404)
 
 
+class TestStrayTenants:
+    async def test_reads_and_refused_creates_of_unknown_orgs_keep_no_state(
+        self, aep: Aep, app: Application
+    ) -> None:
+        tenants = app[BACKEND].store.tenants
+        before = len(tenants)
+        for number in range(20):
+            stray = Aep(aep.client, org=f"STRAY{number}@AdobeOrg")
+            await stray.call("GET", JOBS, status=200, schema="export-job.list.response")
+            await json_error(await aep.client.get(f"{JOBS}/1", headers=stray.headers()), 404)
+            body = {"destination": {"datasetId": "0" * 24}, "schema": {"name": "_xdm.context.profile"}}
+            await json_error(await aep.client.post(JOBS, json=body, headers=stray.headers()), 400)
+        assert len(tenants) == before
+
+
 class TestJournalLimit:
     @pytest.fixture
     def options(self) -> Options:
