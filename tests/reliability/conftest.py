@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import assert_matches
+from tests.conftest import Aep, assert_matches
 
 TIMEOUT = 60.0
 READY = re.compile(r"aep-emulator listening on (http://\S+)")
@@ -185,3 +185,28 @@ def serve() -> Iterator[Start]:
         if served.process.poll() is None:
             served.process.kill()
         served.process.communicate(timeout=TIMEOUT)
+
+
+EXPORT = "/data/foundation/export"
+
+
+async def finished_file(aep: Aep) -> tuple[str, str]:
+    """(dataSetFileId, file name) of a file of a succeeded export."""
+    dataset_id = await aep.create_dataset()
+    job = await aep.create_job(dataset_id)
+    await aep.get_job(job["id"])
+    await aep.get_job(job["id"])
+    files = await aep.call(
+        "GET",
+        f"{EXPORT}/batches/{job['destination']['batchId']}/files",
+        status=200,
+        schema="data-access.batch-files.response",
+    )
+    file_id = files["data"][0]["dataSetFileId"]
+    listing = await aep.call(
+        "GET",
+        f"{EXPORT}/files/{file_id}",
+        status=200,
+        schema="data-access.file-listing.response",
+    )
+    return file_id, listing["data"][0]["name"]

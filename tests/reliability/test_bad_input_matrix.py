@@ -22,7 +22,14 @@ from hypothesis_jsonschema import from_schema
 from emulator.app import MAX_HEADER_BYTES, MAX_HEADERS_BYTES, MAX_URL_BYTES, PARSER_LIMIT_BYTES, ROUTES
 from emulator.validation import bundled_schemas
 from tests.conftest import Aep, assert_matches
-from tests.reliability.conftest import RawResponse, check_error, json_error, message_of, raw_http
+from tests.reliability.conftest import (
+    RawResponse,
+    check_error,
+    finished_file,
+    json_error,
+    message_of,
+    raw_http,
+)
 
 
 def _more(self: many) -> bool:
@@ -644,25 +651,6 @@ async def test_a_cursor_of_a_deleted_job_keeps_paging(aep: Aep) -> None:
         )
         seen += [r["id"] for r in page["records"]]
     assert sorted(seen) == sorted(ids)
-
-
-async def finished_file(aep: Aep) -> tuple[str, str]:
-    """(dataSetFileId, file name) of a file of a succeeded export."""
-    dataset_id = await aep.create_dataset()
-    job = await aep.create_job(dataset_id)
-    await aep.get_job(job["id"])
-    await aep.get_job(job["id"])
-    files = await aep.call(
-        "GET",
-        f"{EXPORT}/batches/{job['destination']['batchId']}/files",
-        status=200,
-        schema="data-access.batch-files.response",
-    )
-    file_id = files["data"][0]["dataSetFileId"]
-    listing = await aep.call(
-        "GET", f"{EXPORT}/files/{file_id}", status=200, schema="data-access.file-listing.response"
-    )
-    return file_id, listing["data"][0]["name"]
 
 
 TRAVERSALS = [

@@ -18,7 +18,7 @@ from emulator.options import (
     Options,
 )
 from tests.conftest import OTHER_ORG, START_MS, Aep, aep_headers, assert_matches
-from tests.reliability.conftest import Start, clean_env, json_error, launch, message_of
+from tests.reliability.conftest import Start, clean_env, finished_file, json_error, launch, message_of
 
 JOBS = "/data/core/ups/export/jobs"
 BATCHES = "/data/foundation/catalog/batches"
@@ -137,21 +137,7 @@ class TestFileCache:
     async def test_without_a_cache_every_fetch_renders_the_file_again(
         self, aep: Aep, app: Application
     ) -> None:
-        dataset_id = await aep.create_dataset()
-        job = await aep.create_job(dataset_id)
-        await aep.get_job(job["id"])
-        await aep.get_job(job["id"])
-        files = await aep.call(
-            "GET",
-            f"{EXPORT}/batches/{job['destination']['batchId']}/files",
-            status=200,
-            schema="data-access.batch-files.response",
-        )
-        file_id = files["data"][0]["dataSetFileId"]
-        listing = await aep.call(
-            "GET", f"{EXPORT}/files/{file_id}", status=200, schema="data-access.file-listing.response"
-        )
-        name = listing["data"][0]["name"]
+        file_id, name = await finished_file(aep)
         exports = app[BACKEND].exports
         before = exports.generated_files
         bodies = []
