@@ -160,8 +160,6 @@ def error_response(request: web.Request, exc: Exception) -> web.Response:
 
 
 async def _body_text(request: web.Request) -> str:
-    if not request.body_exists:
-        return ""
     try:
         return (await request.read()).decode("utf-8", errors="replace")
     except web.HTTPException:

@@ -79,6 +79,14 @@ class Scenario:
     cancel_errors: tuple[JobError, ...] = ()
     # The YAML or JSON it was parsed from: what a state file keeps of an uploaded scenario.
     text: str = field(default="", compare=False, repr=False)
+    # `faults` by operation, built once: asked on every request to a job.
+    _faults_by_operation: Mapping[str, tuple[Fault, ...]] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_operation: dict[str, tuple[Fault, ...]] = {}
+        for fault in self.faults:
+            by_operation[fault.operation] = (*by_operation.get(fault.operation, ()), fault)
+        object.__setattr__(self, "_faults_by_operation", by_operation)
 
     def matches(self, request: Mapping[str, Any]) -> bool:
         if not self.match:
@@ -89,9 +97,7 @@ class Scenario:
         )
 
     def faults_for(self, operation: str) -> tuple[Fault, ...]:
-        if not self.faults:  # most scenarios: asked on every request
-            return ()
-        return tuple(f for f in self.faults if f.operation == operation)
+        return self._faults_by_operation.get(operation, ())
 
     def summary(self) -> dict[str, str]:
         return {"name": self.name, "description": self.description, "source": self.source}

@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,3 +212,14 @@ async def finished_file(aep: Aep) -> tuple[str, str]:
         schema="data-access.file-listing.response",
     )
     return file_id, listing["data"][0]["name"]
+
+
+def request(url: str, method: str, path: str, body: Any = None, **headers: str) -> tuple[int, Any]:
+    """A blocking JSON request to a server started by `serve`: (status, parsed body)."""
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    call = urllib.request.Request(url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(call, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())

@@ -4,7 +4,6 @@ and the exported-file cache. Past each, a clear 4xx or an eviction, never unboun
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from aiohttp.web import Application
@@ -18,7 +17,15 @@ from emulator.options import (
     Options,
 )
 from tests.conftest import OTHER_ORG, START_MS, Aep, aep_headers, assert_matches
-from tests.reliability.conftest import Start, clean_env, finished_file, json_error, launch, message_of
+from tests.reliability.conftest import (
+    Start,
+    clean_env,
+    finished_file,
+    json_error,
+    launch,
+    message_of,
+    request,
+)
 
 JOBS = "/data/core/ups/export/jobs"
 BATCHES = "/data/foundation/catalog/batches"
@@ -166,19 +173,6 @@ class TestBodyLimit:
 
 
 # -- the command line ----------------------------------------------------------------------------------
-
-
-def request(url: str, method: str, path: str, body: Any = None, **headers: str) -> tuple[int, Any]:
-    import urllib.error
-    import urllib.request
-
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    call = urllib.request.Request(url + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(call, timeout=60) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 @pytest.mark.parametrize("via", ["flags", "environment"])

@@ -20,8 +20,7 @@ from emulator.backend import Backend
 from emulator.options import Options
 from emulator.persistence import StateError
 from tests.conftest import OTHER_ORG, START_MS, Aep, aep_headers, assert_matches
-from tests.reliability.conftest import Start, launch
-from tests.reliability.test_limits import request
+from tests.reliability.conftest import Start, launch, request
 
 JOBS = "/data/core/ups/export/jobs"
 DATASETS = "/data/foundation/catalog/dataSets"

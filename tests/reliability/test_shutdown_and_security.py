@@ -16,8 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from emulator.options import Options
 from tests.conftest import ORG, OTHER_ORG, START_MS, Aep, aep_headers, assert_matches
-from tests.reliability.conftest import Start, json_error
-from tests.reliability.test_limits import request
+from tests.reliability.conftest import Served, Start, json_error, request
 
 JOBS = "/data/core/ups/export/jobs"
 DATASETS = "/data/foundation/catalog/dataSets"
@@ -38,24 +37,27 @@ faults:
 # -- shutdown ------------------------------------------------------------------------------------------
 
 
-def test_sigterm_finishes_the_request_in_flight_and_exits_0_promptly(serve: Start) -> None:
-    server = serve("--clock", "manual")
-    status, _ = request(server.url, "POST", "/_emulator/scenarios", SLOW_POLL.encode())
-    assert status == 201
+def poll_in_flight(server: Served, delay_seconds: str) -> socket.socket:
+    """A connection whose GET of a job is inside the handler, delayed `delay_seconds` by its scenario."""
+    scenario = SLOW_POLL.replace("0.5", delay_seconds).encode()
+    assert request(server.url, "POST", "/_emulator/scenarios", scenario)[0] == 201
     headers = aep_headers()
-    status, created = request(server.url, "POST", DATASETS, {"name": "x"}, **headers)
-    dataset_id = created[0].rsplit("/", 1)[1]
-    body = {"destination": {"datasetId": dataset_id}, "schema": {"name": "s"}}
+    _, created = request(server.url, "POST", DATASETS, {"name": "x"}, **headers)
+    body = {"destination": {"datasetId": created[0].rsplit("/", 1)[1]}, "schema": {"name": "s"}}
     status, job = request(server.url, "POST", JOBS, body, **{**headers, "x-emulator-scenario": "slow-poll"})
     assert status == 200
-
-    host, port = server.host_port
-    slow = socket.create_connection((host, port), timeout=30)
+    slow = socket.create_connection(server.host_port, timeout=30)
     lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     slow.sendall(f"GET {JOBS}/{job['id']} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{lines}\r\n".encode())
     # Once a later request on another connection is answered, the server has read the slow one and is in
     # its handler (one event loop, events handled in order).
     assert request(server.url, "GET", "/_emulator/health")[0] == 200
+    return slow
+
+
+def test_sigterm_finishes_the_request_in_flight_and_exits_0_promptly(serve: Start) -> None:
+    server = serve("--clock", "manual")
+    slow = poll_in_flight(server, "0.5")
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     answer = b""
@@ -78,17 +80,7 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0_promptly(serve: Star
 
 def test_sigterm_gives_a_request_in_flight_one_second_at_most(serve: Start) -> None:
     server = serve("--clock", "manual")
-    status, _ = request(server.url, "POST", "/_emulator/scenarios", SLOW_POLL.replace("0.5", "20").encode())
-    assert status == 201
-    headers = aep_headers()
-    _, created = request(server.url, "POST", DATASETS, {"name": "x"}, **headers)
-    body = {"destination": {"datasetId": created[0].rsplit("/", 1)[1]}, "schema": {"name": "s"}}
-    _, job = request(server.url, "POST", JOBS, body, **{**headers, "x-emulator-scenario": "slow-poll"})
-    host, port = server.host_port
-    slow = socket.create_connection((host, port), timeout=30)
-    lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    slow.sendall(f"GET {JOBS}/{job['id']} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{lines}\r\n".encode())
-    assert request(server.url, "GET", "/_emulator/health")[0] == 200
+    slow = poll_in_flight(server, "20")
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(timeout=30) == 0
