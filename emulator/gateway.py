@@ -21,10 +21,10 @@ from emulator.errors import (
     GatewayError,
     InvalidContentType,
 )
+from emulator.options import DEFAULT_SANDBOX
 from emulator.store import Tenant
 
 AEP_PREFIX = "/data/"
-DEFAULT_SANDBOX = "prod"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 TENANT = web.RequestKey("aep_tenant", Tenant)
 CLIENT_ID = web.RequestKey("aep_client_id", str)

@@ -10,6 +10,11 @@ ClockMode = Literal["real", "manual"]
 AuthMode = Literal["open", "strict"]
 ValidationMode = Literal["strict", "lenient"]
 
+# Names and numbers that several parts (server, test client, plugin) must agree on, defined once.
+DEFAULT_SANDBOX = "prod"  # what AEP assumes when a request has no x-sandbox-name
+CONTROL_PREFIX = "/_emulator"  # the control plane's paths; never AEP's
+TOKEN_LIFETIME_SECONDS = 86399  # IMS access tokens' expires_in
+
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_JOBS_PER_TENANT = 100_000
 DEFAULT_JOURNAL_LIMIT = 10_000

@@ -22,9 +22,9 @@ from typing import Any
 import yaml
 
 from emulator.errors import OAuthError
+from emulator.options import TOKEN_LIFETIME_SECONDS
 from emulator.validation import Schemas, bundled_schemas
 
-TOKEN_LIFETIME_SECONDS = 86399
 CREDENTIALS_SCHEMA = "credentials"
 # Tokens are kept until reset; past this many the oldest is forgotten so minting cannot exhaust memory.
 MAX_TOKENS = 100_000

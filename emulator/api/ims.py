@@ -6,7 +6,7 @@ from aiohttp import web
 
 from emulator.api.common import backend_of, json_response
 from emulator.errors import OAuthError
-from emulator.tokens import TOKEN_LIFETIME_SECONDS
+from emulator.options import TOKEN_LIFETIME_SECONDS
 from emulator.validation import describe
 
 FORM = "application/x-www-form-urlencoded"
