@@ -12,11 +12,19 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from emulator.api import catalog, control, data_access, export_jobs, ims
-from emulator.api.common import BACKEND, DropConnection, backend_of, client_request_id
+from emulator.api.common import (
+    BACKEND,
+    JOURNAL_NOTE,
+    ROUTE_GROUP,
+    Route,
+    RouteGroup,
+    backend_of,
+    client_request_id,
+)
 from emulator.backend import Backend
 from emulator.errors import (
-    CONTROL_PREFIX,
     ApiError,
+    Envelope,
     GatewayError,
     HeaderFieldsTooLarge,
     MethodNotAllowed,
@@ -25,9 +33,10 @@ from emulator.errors import (
     UriTooLong,
     render_error,
 )
+from emulator.faults import DropConnection
 from emulator.gateway import admission
 from emulator.journal import JournalEntry
-from emulator.options import Options
+from emulator.options import CONTROL_PREFIX, Options
 from emulator.persistence import Saver
 
 log = logging.getLogger("emulator")
@@ -42,68 +51,115 @@ PARSER_LIMIT_BYTES = 32 * 1024
 
 CATALOG = catalog.PREFIX
 JOBS = export_jobs.PREFIX
-CONTROL = control.PREFIX
+DATA_ACCESS = data_access.PREFIX
+CONTROL = CONTROL_PREFIX
 
-ROUTES: list[tuple[str, str, Handler]] = [
-    ("POST", "/ims/token/v3", ims.token),
-    ("POST", f"{CATALOG}/dataSets", catalog.create_dataset),
-    ("GET", f"{CATALOG}/dataSets", catalog.list_datasets),
-    ("GET", f"{CATALOG}/dataSets/{{dataset_id}}", catalog.get_dataset),
-    ("GET", f"{CATALOG}/batches", catalog.list_batches),
-    ("GET", f"{CATALOG}/batches/{{batch_id}}", catalog.get_batch),
-    ("POST", JOBS, export_jobs.create_job),
-    ("GET", JOBS, export_jobs.list_jobs),
-    ("GET", f"{JOBS}/", export_jobs.list_jobs),  # aepp's Profile module lists with a trailing slash
-    ("GET", f"{JOBS}/{{job_id}}", export_jobs.get_job),
-    ("DELETE", f"{JOBS}/{{job_id}}", export_jobs.delete_job),
-    ("GET", f"{data_access.PREFIX}/batches/{{batch_id}}/files", data_access.list_batch_files),
-    ("GET", f"{data_access.PREFIX}/files/{{file_id}}", data_access.get_file),
-    ("HEAD", f"{data_access.PREFIX}/files/{{file_id}}", data_access.get_file),  # add_route("GET") omits HEAD
-    ("GET", f"{CONTROL}/health", control.health),
-    ("POST", f"{CONTROL}/reset", control.reset),
-    ("GET", f"{CONTROL}/clock", control.get_clock),
-    ("POST", f"{CONTROL}/clock/advance", control.advance_clock),
-    ("GET", f"{CONTROL}/scenarios", control.list_scenarios),
-    ("POST", f"{CONTROL}/scenarios", control.add_scenario),
-    ("PUT", f"{CONTROL}/scenarios/default", control.set_default_scenario),
-    ("POST", f"{CONTROL}/scenarios/next", control.queue_next_scenario),
-    ("GET", f"{CONTROL}/jobs", control.list_jobs),
-    ("POST", f"{CONTROL}/jobs/{{job_id}}/force", control.force_job),
-    ("GET", f"{CONTROL}/requests", control.list_requests),
-    ("DELETE", f"{CONTROL}/requests", control.clear_requests),
-    ("GET", f"{CONTROL}/openapi.json", control.openapi_document),
-]
+# The one route table, grouped by service: a group says how its errors look and whether AEP's gateway
+# checks its requests. A path no route matches falls in the first group whose prefix it starts with.
+ROUTE_GROUPS: tuple[RouteGroup, ...] = (
+    RouteGroup("/ims/", Envelope.PROBLEM, gateway=False, routes=(("POST", "/ims/token/v3", ims.token),)),
+    RouteGroup(
+        f"{CATALOG}/",
+        Envelope.PROBLEM,
+        gateway=True,
+        routes=(
+            ("POST", f"{CATALOG}/dataSets", catalog.create_dataset),
+            ("GET", f"{CATALOG}/dataSets", catalog.list_datasets),
+            ("GET", f"{CATALOG}/dataSets/{{dataset_id}}", catalog.get_dataset),
+            ("GET", f"{CATALOG}/batches", catalog.list_batches),
+            ("GET", f"{CATALOG}/batches/{{batch_id}}", catalog.get_batch),
+        ),
+    ),
+    RouteGroup(
+        "/data/core/ups/",
+        Envelope.UPS,
+        gateway=True,
+        routes=(
+            ("POST", JOBS, export_jobs.create_job),
+            ("GET", JOBS, export_jobs.list_jobs),
+            ("GET", f"{JOBS}/", export_jobs.list_jobs),  # aepp's Profile module lists with a trailing slash
+            ("GET", f"{JOBS}/{{job_id}}", export_jobs.get_job),
+            ("DELETE", f"{JOBS}/{{job_id}}", export_jobs.delete_job),
+        ),
+    ),
+    RouteGroup(
+        f"{DATA_ACCESS}/",
+        Envelope.PROBLEM,
+        gateway=True,
+        routes=(
+            ("GET", f"{DATA_ACCESS}/batches/{{batch_id}}/files", data_access.list_batch_files),
+            ("GET", f"{DATA_ACCESS}/files/{{file_id}}", data_access.get_file),
+            ("HEAD", f"{DATA_ACCESS}/files/{{file_id}}", data_access.get_file),  # GET routes omit HEAD
+        ),
+    ),
+    RouteGroup("/data/", Envelope.PROBLEM, gateway=True),  # AEP services we do not serve: still gated
+    RouteGroup(
+        f"{CONTROL}/",
+        Envelope.PROBLEM,
+        gateway=False,
+        aep=False,  # not journaled, always validated strictly
+        routes=(
+            ("GET", f"{CONTROL}/health", control.health),
+            ("POST", f"{CONTROL}/reset", control.reset),
+            ("GET", f"{CONTROL}/clock", control.get_clock),
+            ("POST", f"{CONTROL}/clock/advance", control.advance_clock),
+            ("GET", f"{CONTROL}/scenarios", control.list_scenarios),
+            ("POST", f"{CONTROL}/scenarios", control.add_scenario),
+            ("PUT", f"{CONTROL}/scenarios/default", control.set_default_scenario),
+            ("POST", f"{CONTROL}/scenarios/next", control.queue_next_scenario),
+            ("GET", f"{CONTROL}/jobs", control.list_jobs),
+            ("POST", f"{CONTROL}/jobs/{{job_id}}/force", control.force_job),
+            ("GET", f"{CONTROL}/requests", control.list_requests),
+            ("DELETE", f"{CONTROL}/requests", control.clear_requests),
+            ("GET", f"{CONTROL}/openapi.json", control.openapi_document),
+        ),
+    ),
+    RouteGroup("/", Envelope.PROBLEM, gateway=False),  # anything else: a 404 in the problem shape
+)
+ROUTES: tuple[Route, ...] = tuple(route for group in ROUTE_GROUPS for route in group.routes)
+
+
+def group_of_path(path: str) -> RouteGroup:
+    return next(group for group in ROUTE_GROUPS if path.startswith(group.prefix) or path == group.prefix[:-1])
 
 
 def create_app(options: Options | None = None, backend: Backend | None = None) -> web.Application:
     options = options or Options()
     backend = backend or Backend(options)
+    groups: dict[web.AbstractResource, RouteGroup] = {}
     app = web.Application(
         client_max_size=options.max_body_bytes,
-        middlewares=[aep_middleware(backend)],
+        middlewares=[aep_middleware(backend, groups)],
         handler_args={"max_line_size": PARSER_LIMIT_BYTES, "max_field_size": PARSER_LIMIT_BYTES},
     )
     app[BACKEND] = backend
     if options.state_file is not None:
         saver = app[STATE_SAVER] = Saver(backend, options.state_file)
         app.cleanup_ctx.append(_saving(saver, options.save_interval))
-    for method, path, handler in ROUTES:
-        app.router.add_route(method, path, handler)
+    for group in ROUTE_GROUPS:
+        for method, path, handler in group.routes:
+            groups[app.router.add_route(method, path, handler).resource] = group  # type: ignore[index]
     return app
 
 
-def aep_middleware(backend: Backend) -> Middleware:
+def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGroup]) -> Middleware:
     """Everything around a handler, in one middleware (each one is a coroutine more on every request): the
-    gateway's rules on AEP paths, any exception rendered as an error, then the journal entry."""
+    gateway's rules where they apply, any exception rendered as an error, then the journal entry."""
     admit = admission(backend)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        group = groups.get(resource) if resource is not None else None
+        if group is None:
+            group = group_of_path(request.path)
+        request[ROUTE_GROUP] = group
         tenant = None
         dropped = False
         try:
             _check_sizes(request)
-            tenant = admit(request)
+            if group.gateway:
+                tenant = admit(request)
             response = await handler(request)
         except DropConnection:
             dropped = True
@@ -111,15 +167,14 @@ def aep_middleware(backend: Backend) -> Middleware:
                 request.transport.close()
             response = web.Response(status=204)
         except Exception as exc:
-            response = error_response(request, exc)
-        path = request.path
-        if path.startswith(CONTROL_PREFIX):  # the control plane is never journaled
+            response = error_response(request, exc, group.envelope)
+        if not group.aep:  # the control plane is never journaled
             return response
         headers = request.headers
         backend.journal.record(
             JournalEntry(
                 method=request.method,
-                path=path,
+                path=request.path,
                 query=request.query,  # read-only views, copied only when the journal is read
                 headers=headers,
                 body=await _body_text(request) if request.body_exists else "",
@@ -128,6 +183,7 @@ def aep_middleware(backend: Backend) -> Middleware:
                 sandbox=tenant.sandbox if tenant else headers.get("x-sandbox-name"),
                 time=backend.clock.now_ms(),
                 dropped=dropped,
+                note=request.get(JOURNAL_NOTE),
             )
         )
         return response
@@ -135,8 +191,8 @@ def aep_middleware(backend: Backend) -> Middleware:
     return middleware
 
 
-def error_response(request: web.Request, exc: Exception) -> web.Response:
-    """The one place an exception becomes an HTTP error, in the envelope AEP uses on that path."""
+def error_response(request: web.Request, exc: Exception, envelope: Envelope) -> web.Response:
+    """The one place an exception becomes an HTTP error, in the envelope of the request's route group."""
     error: ApiError | GatewayError
     if isinstance(exc, ApiError | GatewayError):
         error = exc
@@ -154,7 +210,7 @@ def error_response(request: web.Request, exc: Exception) -> web.Response:
         log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
         error = ApiError("The emulator hit an unexpected error; see its log")
     request_id = client_request_id(request) or str(uuid.uuid4())
-    status, body = render_error(error, request.path, request_id)
+    status, body = render_error(error, envelope, request_id)
     headers = {**error.headers, "x-request-id": request_id}
     return web.Response(status=status, body=body, headers=headers, content_type="application/json")
 

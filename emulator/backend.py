@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from emulator import persistence
 from emulator.catalog import Catalog, batch_status
 from emulator.clock import Clock
+from emulator.faults import Faults
 from emulator.jobs import ExportJobs
 from emulator.journal import Journal
 from emulator.lifecycle import SUCCEEDED
@@ -28,6 +29,7 @@ class Backend:
         self.store = Store()
         self.tokens = Tokens(load_credentials(options.credentials_file, self.schemas))
         self.journal = Journal(options.journal_limit)
+        self.faults = Faults()
         self.scenarios = ScenarioRegistry(
             bundled() + load_paths(options.scenario_paths), options.default_scenario
         )

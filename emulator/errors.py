@@ -1,18 +1,25 @@
 """Typed AEP errors and the one place that renders them.
 
-Domain code raises `ApiError` subclasses that know nothing of HTTP framing; `render_error` chooses the
-envelope AEP uses on that path (gateway, UPS export jobs, Catalog/Data Access problem, IMS OAuth).
+Domain code raises `ApiError` subclasses that know nothing of HTTP framing; `render_error` writes them in
+the envelope of the route group the request fell in (declared with the routes, in app.py): UPS for the
+Profile services, the problem shape elsewhere. The gateway's refusals and IMS's OAuth errors have shapes
+of their own wherever they happen.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
-UPS_PREFIX = "/data/core/ups"
-IMS_PREFIX = "/ims"
-CONTROL_PREFIX = "/_emulator"
+from emulator.jsonio import dumps
+
+
+class Envelope(Enum):
+    """The shape of a service's error bodies."""
+
+    UPS = "ups"  # Unified Profile Service: {"type", "title", "status", "requestId", "errors"}
+    PROBLEM = "problem"  # Catalog, Data Access: {"type", "status", "title", "detail"}
 
 
 class ApiError(Exception):
@@ -32,18 +39,6 @@ class BadRequest(ApiError):
     status = 400
     title = "BadRequestError"
     ups_code = "113001"
-
-
-class Unauthorized(ApiError):
-    status = 401
-    title = "UnauthorizedError"
-    ups_code = "113002"
-
-
-class Forbidden(ApiError):
-    status = 403
-    title = "ForbiddenError"
-    ups_code = "113003"
 
 
 class NotFound(ApiError):
@@ -164,17 +159,17 @@ class OAuthError(ApiError):
         self.error = error
 
 
-def render_error(exc: ApiError | GatewayError, path: str, request_id: str) -> tuple[int, bytes]:
-    """Status and JSON body for an error on `path`, in the envelope AEP uses there."""
+def render_error(exc: ApiError | GatewayError, envelope: Envelope, request_id: str) -> tuple[int, bytes]:
+    """Status and JSON body for an error, in `envelope` (the route group's)."""
     body: Any
     if isinstance(exc, GatewayError):
         rule = exc.rule
-        return rule.status, _dumps({"error_code": rule.error_code, "message": rule.message})
+        return rule.status, dumps({"error_code": rule.error_code, "message": rule.message})
     if isinstance(exc, InjectedFault) and exc.body is not None:
-        return exc.status, _dumps(exc.body)
-    if isinstance(exc, OAuthError):
+        return exc.status, dumps(exc.body)
+    if isinstance(exc, OAuthError):  # IMS's own refusals, in the OAuth 2.0 shape (RFC 6749 section 5.2)
         body = {"error": exc.error, "error_description": exc.detail}
-    elif path.startswith(UPS_PREFIX) and not isinstance(exc, InvalidContentType):
+    elif envelope is Envelope.UPS and not isinstance(exc, InvalidContentType):
         code = f"UPAPI-{exc.ups_code}-{exc.status}"
         body = {
             "type": f"https://ns.adobe.com/aep/errors/{code}",
@@ -190,8 +185,4 @@ def render_error(exc: ApiError | GatewayError, path: str, request_id: str) -> tu
             "title": exc.title,
             "detail": exc.detail,
         }
-    return exc.status, _dumps(body)
-
-
-def _dumps(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
+    return exc.status, dumps(body)

@@ -1,6 +1,7 @@
-"""AEP's API gateway rules (auth and required headers) for every `/data/...` path.
+"""AEP's API gateway rules (auth and required headers) for the route groups behind the gateway.
 
-Runs before routing, so a request that fails here never reaches a handler, as on the real gateway.
+The app's middleware runs them before the handler, and for paths no route matches as well, so a request
+the gateway refuses never reaches a service, as on the real gateway.
 """
 
 from __future__ import annotations
@@ -24,20 +25,17 @@ from emulator.errors import (
 from emulator.options import DEFAULT_SANDBOX
 from emulator.store import Tenant
 
-AEP_PREFIX = "/data/"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 TENANT = web.RequestKey("aep_tenant", Tenant)
 CLIENT_ID = web.RequestKey("aep_client_id", str)
 
 
-def admission(backend: Backend) -> Callable[[web.Request], Tenant | None]:
-    """The gateway's check of a request, run first by the app's middleware: raises what the gateway
-    refuses with; for an AEP path, records and returns the caller's tenant (and client id)."""
+def admission(backend: Backend) -> Callable[[web.Request], Tenant]:
+    """The gateway's check of a request behind it, run first by the app's middleware: raises what the
+    gateway refuses with; records and returns the caller's tenant (and client id)."""
     strict = backend.options.auth == "strict"
 
-    def admit(request: web.Request) -> Tenant | None:
-        if not request.path.startswith(AEP_PREFIX):
-            return None
+    def admit(request: web.Request) -> Tenant:
         headers = request.headers
         authorization = headers.get("Authorization")
         if authorization is None:

@@ -13,10 +13,11 @@ from emulator import lifecycle
 from emulator.catalog import Catalog
 from emulator.clock import Clock
 from emulator.errors import BadRequest, Conflict, NotFound, TooManyRequests
+from emulator.faults import Fault, take
 from emulator.lifecycle import DATASET_WRITE, PROCESSING, STATUSES, SUCCEEDED, JobError
 from emulator.options import DEFAULT_MAX_JOBS_PER_TENANT
 from emulator.params import int_param
-from emulator.scenarios import Fault, Scenario, ScenarioRegistry
+from emulator.scenarios import Choice, Scenario, ScenarioRegistry
 from emulator.store import Batch, ExportJob, Store, Tenant, TenantState
 from emulator.timestamps import rfc3339_ms
 
@@ -51,6 +52,16 @@ class ListQuery:
 
 
 @dataclass(frozen=True)
+class Created:
+    """What a create request did: the job (None when a fault refused the request), the fault the request
+    suffers, and how its scenario was chosen."""
+
+    job: ExportJob | None
+    fault: Fault | None
+    choice: Choice
+
+
+@dataclass(frozen=True)
 class JobPage:
     records: list[ExportJob]
     query: ListQuery
@@ -81,12 +92,15 @@ class ExportJobs:
         tenant: Tenant,
         request: dict[str, Any],
         *,
-        scenario_header: str | None,
+        requested_scenario: str | None,
         request_id: str | None,
         profile_instance_id: str | None,
         client_id: str,
-    ) -> ExportJob:
-        """The caller has validated `request` against the create-request schema; it becomes the job's own."""
+    ) -> Created:
+        """Create a job from a request the caller has validated against the create-request schema (it
+        becomes the job's own), under the scenario chosen for it; the request may suffer that scenario's
+        `create_job` fault, and one that refuses it creates nothing."""
+        check_timestamps(request)
         normalized = normalize_request(request)
         dataset_id = normalized["destination"]["datasetId"]
         state = self.store.tenants.get(tenant)
@@ -99,8 +113,13 @@ class ExportJobs:
         per_segment = normalized["destination"]["segmentPerBatch"]
         if per_segment and not segments:
             raise BadRequest("destination.segmentPerBatch: true needs at least one filter.segments entry")
+        choice = self.scenarios.choose(requested_scenario, normalized)
+        fault = self.tenant_fault(tenant, choice.scenario, "create_job")
+        if fault is not None and fault.refuses:
+            return Created(None, fault, choice)
         self._make_room(tenant)
-        scenario = self.scenarios.select(scenario_header, normalized)
+        self.scenarios.commit(choice)
+        scenario = choice.scenario
         job = ExportJob(
             id=self.store.next_job_id(),
             tenant=tenant,
@@ -111,11 +130,11 @@ class ExportJobs:
             progress=lifecycle.start(scenario.steps, self.clock.now_ms()),
             profile_instance_id=profile_instance_id or DEFAULT_SEGMENT_NS,
         )
-        self.store.tenant(tenant).add_job(job)
+        state.add_job(job)
         for index, batch_id in enumerate(job.batch_ids):
             segment = segments[index] if per_segment else None
             self.catalog.add_batch(Batch(batch_id, tenant, dataset_id, job, segment, client_id))
-        return job
+        return Created(job, fault, choice)
 
     def _make_room(self, tenant: Tenant) -> None:
         """At the cap, the tenant's oldest finished jobs go, with their batches (AEP keeps jobs for a
@@ -140,6 +159,22 @@ class ExportJobs:
             )
         for job in finished:
             state.evict(job)
+
+    def job_fault(self, job: ExportJob, operation: str) -> Fault | None:
+        """The fault a request on this job suffers under its scenario, if any, counting it."""
+        return take(job.scenario.faults_for(operation), job.fault_hits, operation)
+
+    def tenant_fault(self, tenant: Tenant, scenario: Scenario, operation: str) -> Fault | None:
+        """The fault a request on no job (create, list) suffers, counted per tenant and scenario. The
+        tenant's state is made only when there is a fault to count: a stray org header costs no memory."""
+        faults = scenario.faults_for(operation)
+        if not faults:
+            return None
+        return take(faults, self.store.tenant(tenant).fault_hits, (scenario.name, operation))
+
+    def list_fault(self, tenant: Tenant) -> Fault | None:
+        """Listing concerns no job: the default scenario's `list_jobs` faults apply."""
+        return self.tenant_fault(tenant, self.scenarios.get(self.scenarios.default), "list_jobs")
 
     def poll(self, job: ExportJob) -> ExportJob:
         """A GET of the job (found with `get`): counts as a poll, then its status is computed."""
@@ -394,33 +429,6 @@ def _gateway_ids(job: ExportJob) -> dict[str, str]:
     if DATASET_WRITE in phases or job.progress.status == SUCCEEDED:
         ids["pushJob"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"push-{job.tenant}-{job.id}"))
     return ids
-
-
-def take_job_fault(job: ExportJob, operation: str) -> Fault | None:
-    """The fault a request on this job should suffer under its scenario, if any, counting it."""
-    faults = job.scenario.faults_for(operation)
-    return _take(faults, job.fault_hits, operation) if faults else None
-
-
-def take_tenant_fault(store: Store, tenant: Tenant, scenario: Scenario, operation: str) -> Fault | None:
-    """The fault a request on no job (create, list) should suffer, counted per tenant and scenario. The
-    tenant's state is made only when there is a fault to count: a stray org header must not cost memory."""
-    faults = scenario.faults_for(operation)
-    if not faults:
-        return None
-    return _take(faults, store.tenant(tenant).fault_hits, (scenario.name, operation))
-
-
-def _take(faults: tuple[Fault, ...], hits: dict[Any, int], key: Any) -> Fault | None:
-    """Faults fire in order, each `times` times; `hits` counts what has fired under `key`."""
-    fired = hits.get(key, 0)
-    budget = 0
-    for fault in faults:
-        budget += fault.times
-        if fired < budget:
-            hits[key] = fired + 1
-            return fault
-    return None
 
 
 def _job_number(job_id: str) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-# Bodies may be up to the request limit (1 MiB) and the journal holds thousands of entries: keep the head.
+# Bodies may be as large as --max-body-bytes allows and the journal holds thousands of entries: keep the head.
 MAX_BODY_CHARS = 64 * 1024
 # A request refused for the size of its URL or headers (414, 431) keeps its method, status and the head of
 # its path only: the app's limits bound every other entry's URL and headers, not these.
@@ -30,6 +30,7 @@ class JournalEntry:
     sandbox: str | None
     time: int
     dropped: bool = False  # a scenario fault closed the connection: the client got no answer
+    note: str | None = None  # what the emulator did that the client did not ask for
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -42,6 +43,7 @@ class JournalEntry:
             "status": self.status,
             "time": self.time,
             "dropped": self.dropped,
+            "note": self.note,
             "tenant": {"org": self.org, "sandbox": self.sandbox},
         }
 

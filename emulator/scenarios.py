@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from emulator.errors import BadRequest
+from emulator.faults import Fault, by_operation, parse_fault
 from emulator.lifecycle import CANCELLED, DATASET_WRITE, PROCESSING, TERMINAL, JobError, Step
 from emulator.resources import bundled_dir
 from emulator.validation import Schemas, bundled_schemas
@@ -25,8 +26,6 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 # Far more than any scenario needs; a document past it is refused before it is validated.
 MAX_DOCUMENT_VALUES = 100_000
-# Only these may be delayed on a real clock, and never for longer than this.
-MAX_FAULT_DELAY_SECONDS = 30.0
 # Scenarios queued for the next jobs (POST /_emulator/scenarios/next), all calls together.
 MAX_QUEUED = 10_000
 
@@ -39,22 +38,6 @@ class ScenarioError(Exception):
         self.source = source
         self.yaml_path = yaml_path
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class Fault:
-    operation: str
-    times: int
-    status: int | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: Any | None = None
-    delay_seconds: float = 0.0
-    drop: bool = False
-
-    @property
-    def refuses(self) -> bool:
-        """The request is not served (an answer of the fault's own, or a dropped connection)."""
-        return self.drop or self.status is not None
 
 
 @dataclass(frozen=True)
@@ -83,10 +66,7 @@ class Scenario:
     _faults_by_operation: Mapping[str, tuple[Fault, ...]] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        by_operation: dict[str, tuple[Fault, ...]] = {}
-        for fault in self.faults:
-            by_operation[fault.operation] = (*by_operation.get(fault.operation, ()), fault)
-        object.__setattr__(self, "_faults_by_operation", by_operation)
+        object.__setattr__(self, "_faults_by_operation", by_operation(self.faults))
 
     def matches(self, request: Mapping[str, Any]) -> bool:
         if not self.match:
@@ -145,7 +125,7 @@ def parse(
             "maxRecordsPerFile", Scenario.max_records_per_file
         ),
         failed_batches=document.get("batches", {}).get("onFailure", "failed") == "failed",
-        faults=tuple(_fault(raw) for raw in document.get("faults", [])),
+        faults=tuple(parse_fault(raw) for raw in document.get("faults", [])),
         cancel_status=on_cancel.get("status", CANCELLED),
         cancel_errors=tuple(_error(raw) for raw in on_cancel.get("errors", [])),
         text=json.dumps(document, default=str) if text is None else text,
@@ -312,27 +292,35 @@ class ScenarioRegistry:
     def queued(self) -> list[str]:
         return list(self._queued)
 
-    def select(self, header: str | None, request: Mapping[str, Any]) -> Scenario:
-        """First match wins: queued, `x-emulator-scenario` header, first `match`, default."""
-        scenario = self.peek(header, request)
+    def choose(self, requested: str | None, request: Mapping[str, Any]) -> Choice:
+        """The scenario for a new job, first match wins: queued, the one the client requested by name,
+        the first whose `match` holds, the default. Takes nothing from the queue: `commit` does, once
+        the job is made."""
         if self._queued:
-            self._queued.popleft()
-        return scenario
-
-    def peek(self, header: str | None, request: Mapping[str, Any]) -> Scenario:
-        """What `select` would choose, without taking it from the queue."""
-        if self._queued:
-            return self.get(self._queued[0])
-        if header is not None:
-            if header not in self.scenarios:
+            overrode = requested if requested is not None and requested != self._queued[0] else None
+            return Choice(self.get(self._queued[0]), queued=True, overrode=overrode)
+        if requested is not None:
+            if requested not in self.scenarios:
                 raise BadRequest(
-                    f"Unknown scenario '{header}' in x-emulator-scenario; known scenarios: {self.known()}"
+                    f"Unknown scenario '{requested}' requested for the job; known scenarios: {self.known()}"
                 )
-            return self.scenarios[header]
+            return Choice(self.scenarios[requested])
         for scenario in self.scenarios.values():
             if scenario.matches(request):
-                return scenario
-        return self.scenarios[self.default]
+                return Choice(scenario)
+        return Choice(self.scenarios[self.default])
+
+    def commit(self, choice: Choice) -> None:
+        """The job was made: a queued choice leaves the queue."""
+        if choice.queued and self._queued:
+            self._queued.popleft()
+
+
+@dataclass(frozen=True)
+class Choice:
+    scenario: Scenario
+    queued: bool = False  # taken from the queue (POST /_emulator/scenarios/next)
+    overrode: str | None = None  # the scenario the client requested, when the queue won over it
 
 
 def _step(raw: Mapping[str, Any]) -> Step:
@@ -348,19 +336,6 @@ def _step(raw: Mapping[str, Any]) -> Step:
 
 def _error(raw: Mapping[str, Any]) -> JobError:
     return JobError(code=raw["code"], msg=raw["msg"], call_stack=raw.get("callStack", ""))
-
-
-def _fault(raw: Mapping[str, Any]) -> Fault:
-    respond = raw.get("respond", {})
-    return Fault(
-        operation=raw["operation"],
-        times=raw.get("times", 1),
-        status=respond.get("status"),
-        headers=respond.get("headers", {}),
-        body=respond.get("body"),
-        delay_seconds=min(raw.get("delay", {}).get("seconds", 0.0), MAX_FAULT_DELAY_SECONDS),
-        drop=raw.get("drop", False),
-    )
 
 
 def _located(error: ValidationError) -> tuple[str, str]:

@@ -1,25 +1,43 @@
-"""What every handler needs: the backend, JSON in and out, and scenario faults."""
+"""What every handler needs: the backend, the request's route group, JSON in and out."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from emulator.backend import Backend
-from emulator.errors import CONTROL_PREFIX, BadRequest, InjectedFault
-from emulator.scenarios import Fault
+from emulator.errors import BadRequest, Envelope
+from emulator.jsonio import dumps
 
 BACKEND = web.AppKey("backend", Backend)
 JSON = "application/json"
+# Deeper documents are refused when read: no request of the AEP API nests past a dozen levels, and the
+# encoder that writes them back (orjson) stops at 255.
+MAX_JSON_DEPTH = 64
+TOO_DEEP = f"nested too deeply (at most {MAX_JSON_DEPTH} levels)"
+
+Route = tuple[str, str, Handler]  # method, path, handler
 
 
-class DropConnection(Exception):
-    """A scenario fault that closes the connection without an answer."""
+@dataclass(frozen=True)
+class RouteGroup:
+    """Routes of one service that share an error envelope and the gateway's treatment."""
+
+    prefix: str
+    envelope: Envelope
+    gateway: bool  # AEP's API gateway checks the request first (token, API key, org, content type)
+    aep: bool = True  # part of the AEP surface: journaled, and --validation lenient applies
+    routes: tuple[Route, ...] = ()
+
+
+ROUTE_GROUP = web.RequestKey("route_group", RouteGroup)
+# What the emulator did that the client did not ask for, recorded with the request in the journal.
+JOURNAL_NOTE = web.RequestKey("journal_note", str)
 
 
 def backend_of(request: web.Request) -> Backend:
@@ -39,67 +57,49 @@ def client_request_id(request: web.Request) -> str | None:
 
 
 async def read_json(request: web.Request, schema: str | None = None) -> Any:
-    """The request body as JSON, validated against `schemas/<schema>.schema.json` when named."""
+    """The request body as JSON, validated against `schemas/<schema>.schema.json` when named.
+
+    Strict RFC 8259 (orjson): UTF-8 only, no lone surrogates, no NaN or Infinity, no number that overflows
+    to infinity; whatever is accepted can be written back as valid JSON.
+    """
     raw = await request.read()
     if not raw:
         raise BadRequest("Request body is empty; a JSON document is required")
     try:
-        # Strict UTF-8 (RFC 8259): json.loads(bytes) would let encoded surrogates through.
-        text = raw.decode("utf-8")
-        body = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except UnicodeDecodeError:
-        raise BadRequest("Request body is not valid UTF-8") from None
-    except ValueError as exc:
-        raise BadRequest(f"Request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise BadRequest("Request body is not valid JSON: nested too deeply") from None
-    if "\\u" in text:
-        _reject_lone_surrogates(body)
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"Request body is not valid JSON: {_decode_error(exc, raw)}") from None
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _depth_exceeds(body, MAX_JSON_DEPTH):
+        raise BadRequest(
+            f"Request body is not valid JSON: nested too deeply (at most {MAX_JSON_DEPTH} levels)"
+        )
     if schema is not None:
         backend = backend_of(request)
-        # --validation lenient is for clients of the AEP paths; the control plane stays strict.
-        lenient = backend.options.validation == "lenient" and not request.path.startswith(CONTROL_PREFIX)
+        # --validation lenient is for clients of the AEP surface; the control plane stays strict.
+        lenient = backend.options.validation == "lenient" and request[ROUTE_GROUP].aep
         body = backend.schemas.check(schema, body, lenient=lenient)
     return body
 
 
-def _reject_constant(name: str) -> Any:
-    """NaN and Infinity are not JSON (RFC 8259); echoed back, they would make our responses invalid."""
-    raise ValueError(f"{name} is not a JSON value")
+def _decode_error(exc: orjson.JSONDecodeError, raw: bytes) -> str:
+    if "depth" in exc.msg:
+        return TOO_DEEP
+    near = raw[exc.pos : exc.pos + 24].decode("utf-8", errors="replace")
+    return f"{exc.msg} at line {exc.lineno}, column {exc.colno} (near {near!r})"
 
 
-def _finite_float(text: str) -> float:
-    """1e400 parses as infinity, which would be echoed back as the non-JSON `Infinity`."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"the number {text[:40]} is out of range")
-    return value
-
-
-def _reject_lone_surrogates(body: Any) -> None:
-    """An escaped lone surrogate (\\ud800) parses, then breaks every later UTF-8 encoding of the value."""
-    try:
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadRequest("Request body is not valid JSON: it escapes a lone UTF-16 surrogate") from None
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            if depth > limit:
+                return True
+            pending.extend((child, depth + 1) for child in value if isinstance(child, dict | list))
+    return False
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=json.dumps(body, separators=(",", ":")).encode(),
-        status=status,
-        headers=headers,
-        content_type=JSON,
-    )
-
-
-async def apply_fault(fault: Fault | None) -> None:
-    """Delay, drop or answer for the scenario; a delay alone lets the request go on."""
-    if fault is None:
-        return
-    if fault.delay_seconds:
-        await asyncio.sleep(fault.delay_seconds)
-    if fault.drop:
-        raise DropConnection()
-    if fault.status is not None:
-        raise InjectedFault(fault.status, dict(fault.headers), fault.body)
+    return web.Response(body=dumps(body), status=status, headers=headers, content_type=JSON)

@@ -7,10 +7,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from emulator.api.common import apply_fault, backend_of, json_response
+from emulator.api.common import backend_of, json_response
 from emulator.errors import BadRequest, NotFound
 from emulator.gateway import tenant_of
-from emulator.jobs import take_job_fault
 from emulator.params import int_param
 from emulator.store import Batch
 
@@ -29,7 +28,7 @@ async def list_batch_files(request: web.Request) -> web.Response:
     limit = min(int_param(request.query, "limit", PAGE_LIMIT, minimum=1), PAGE_LIMIT)
     batch_id = request.match_info["batch_id"]
     batch, files = backend.exports.batch_files(tenant, batch_id)
-    await apply_fault(take_job_fault(batch.job, "list_batch_files"))
+    await backend.faults.apply(backend.jobs.job_fault(batch.job, "list_batch_files"))
     origin = _origin(request)
     body: dict[str, Any] = {
         "data": [_dataset_file(origin, batch, f) for f in files[start : start + limit]],
@@ -51,7 +50,7 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     batch, export_file = backend.exports.file(tenant, request.match_info["file_id"])
     path = request.query.get("path")
     operation = "list_files" if path is None else "download_file"
-    await apply_fault(take_job_fault(batch.job, operation))
+    await backend.faults.apply(backend.jobs.job_fault(batch.job, operation))
     if path is None:
         if request.method == "HEAD":
             raise BadRequest("Query parameter 'path' is required for HEAD")

@@ -7,9 +7,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from emulator.api import common
+from emulator.api.common import BACKEND
 from tests.conftest import OTHER_ORG, Aep, assert_matches
 
 JOBS = "/data/core/ups/export/jobs"
@@ -153,7 +154,7 @@ async def test_a_get_job_fault_touches_no_other_operation(client: TestClient[Any
 
 
 class RecordedSleep:
-    """Stands in for asyncio inside emulator.api.common: records each delay, waits for none."""
+    """Stands in for the faults' sleep: records each delay, waits for none."""
 
     def __init__(self) -> None:
         self.delays: list[float] = []
@@ -164,9 +165,9 @@ class RecordedSleep:
 
 
 @pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> RecordedSleep:
+def sleeps(app: web.Application) -> RecordedSleep:
     recorder = RecordedSleep()
-    monkeypatch.setattr(common, "asyncio", recorder)
+    app[BACKEND].faults.sleep = recorder.sleep
     return recorder
 
 

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from emulator.errors import BadRequest
+from emulator.faults import MAX_DELAY_SECONDS
 from emulator.lifecycle import CANCELLED, DATASET_WRITE, FAILED, NEW, PROCESSING, SUCCEEDED
 from emulator.resources import bundled_dir
 from emulator.scenarios import (
-    MAX_FAULT_DELAY_SECONDS,
     Scenario,
     ScenarioError,
     ScenarioRegistry,
@@ -182,7 +182,7 @@ def test_json_is_accepted_as_yaml() -> None:
 
 def test_a_fault_delay_is_bounded() -> None:
     scenario = parse(document(faults=[{"operation": "get_job", "delay": {"seconds": 30}}]), source="x")
-    assert scenario.faults[0].delay_seconds == MAX_FAULT_DELAY_SECONDS
+    assert scenario.faults[0].delay_seconds == MAX_DELAY_SECONDS
 
 
 # -- bad documents: where and why -----------------------------------------------------------------
@@ -529,19 +529,28 @@ def registry() -> ScenarioRegistry:
 
 
 OK_REQUEST = {"destination": {"datasetId": "ok-1"}}
+
+
+def select(scenarios: ScenarioRegistry, requested: str | None, request: dict[str, Any]) -> Scenario:
+    """Choose, then commit, as creating a job does."""
+    choice = scenarios.choose(requested, request)
+    scenarios.commit(choice)
+    return choice.scenario
+
+
 FAIL_REQUEST = {"destination": {"datasetId": "fail-1"}}
 
 
 def test_default_when_nothing_else_holds() -> None:
-    assert registry().select(None, OK_REQUEST).name == "plain"
+    assert select(registry(), None, OK_REQUEST).name == "plain"
 
 
 def test_the_first_matching_scenario_beats_the_default() -> None:
-    assert registry().select(None, FAIL_REQUEST).name == "fails"
+    assert select(registry(), None, FAIL_REQUEST).name == "fails"
 
 
 def test_the_header_beats_match() -> None:
-    assert registry().select("other", FAIL_REQUEST).name == "other"
+    assert select(registry(), "other", FAIL_REQUEST).name == "other"
 
 
 def test_the_queued_scenario_beats_the_header_and_is_used_count_times() -> None:
@@ -549,9 +558,10 @@ def test_the_queued_scenario_beats_the_header_and_is_used_count_times() -> None:
     scenarios.queue_next("other", 2)
     scenarios.queue_next("fails", 1)
     assert scenarios.queued == ["other", "other", "fails"]
-    assert scenarios.peek("plain", FAIL_REQUEST).name == "other"
-    assert scenarios.queued == ["other", "other", "fails"]  # peek takes nothing
-    assert [scenarios.select("plain", OK_REQUEST).name for _ in range(4)] == [
+    choice = scenarios.choose("plain", FAIL_REQUEST)
+    assert (choice.scenario.name, choice.overrode) == ("other", "plain")
+    assert scenarios.queued == ["other", "other", "fails"]  # choosing takes nothing
+    assert [select(scenarios, "plain", OK_REQUEST).name for _ in range(4)] == [
         "other",
         "other",
         "fails",
@@ -563,12 +573,12 @@ def test_the_queued_scenario_beats_the_header_and_is_used_count_times() -> None:
 def test_a_queued_scenario_makes_an_unknown_header_irrelevant() -> None:
     scenarios = registry()
     scenarios.queue_next("other", 1)
-    assert scenarios.select("nope", OK_REQUEST).name == "other"
+    assert select(scenarios, "nope", OK_REQUEST).name == "other"
 
 
 def test_an_unknown_header_is_a_400_naming_the_known_scenarios() -> None:
     with pytest.raises(BadRequest) as caught:
-        registry().select("nope", OK_REQUEST)
+        select(registry(), "nope", OK_REQUEST)
     assert caught.value.status == 400
     assert "'nope'" in caught.value.detail
     assert "also-fails, fails, other, plain" in caught.value.detail
@@ -595,7 +605,7 @@ def test_an_unknown_startup_default_fails_early() -> None:
 def test_the_default_can_change() -> None:
     scenarios = registry()
     scenarios.set_default("other")
-    assert scenarios.select(None, OK_REQUEST).name == "other"
+    assert select(scenarios, None, OK_REQUEST).name == "other"
 
 
 def test_an_added_scenario_replaces_one_of_the_same_name_and_reset_forgets_it() -> None:
