@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import islice
 from typing import Any
 
@@ -421,14 +422,18 @@ def _metrics(job: ExportJob, counters: tuple[int, dict[str, int]] | None) -> dic
 
 def _gateway_ids(job: ExportJob) -> dict[str, str]:
     """AEP shows the compute job once processing starts, and the push job once data is written."""
-    statuses = {t.status for t in job.progress.transitions}
-    phases = {t.phase for t in job.progress.transitions}
+    transitions = job.progress.transitions
     ids: dict[str, str] = {}
-    if PROCESSING in statuses or job.progress.is_terminal:
-        ids["exportJob"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"export-{job.tenant}-{job.id}"))
-    if DATASET_WRITE in phases or job.progress.status == SUCCEEDED:
-        ids["pushJob"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"push-{job.tenant}-{job.id}"))
+    if job.progress.is_terminal or any(t.status == PROCESSING for t in transitions):
+        ids["exportJob"] = _compute_job_id("export", job.tenant, job.id)
+    if job.progress.status == SUCCEEDED or any(t.phase == DATASET_WRITE for t in transitions):
+        ids["pushJob"] = _compute_job_id("push", job.tenant, job.id)
     return ids
+
+
+@lru_cache(maxsize=8192)  # shown on every read of a job; a name-based UUID costs microseconds to derive
+def _compute_job_id(kind: str, tenant: Tenant, job_id: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}-{tenant}-{job_id}"))
 
 
 def _job_number(job_id: str) -> int:

@@ -9,6 +9,7 @@ job shows is derived from the instants recorded in `Progress.transitions`, so th
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 NEW = "NEW"
 PROCESSING = "PROCESSING"
@@ -188,8 +189,7 @@ def _phase_of(step: Step) -> str | None:
     return step.phase or PROFILE_EXPORT
 
 
-@dataclass(frozen=True)
-class Interval:
+class Interval(NamedTuple):  # a tuple: built on every read of a job, and a frozen dataclass is 3x slower
     start_ms: int
     end_ms: int | None
 
@@ -203,8 +203,7 @@ class Interval:
         }
 
 
-@dataclass(frozen=True)
-class Timings:
+class Timings(NamedTuple):
     total: Interval
     profile_export: Interval | None
     dataset_write: Interval | None

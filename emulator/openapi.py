@@ -8,7 +8,6 @@ route the app does not serve, or metadata names a schema, parameter, header or r
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -18,6 +17,7 @@ from urllib.parse import urldefrag, urljoin
 import yaml
 
 from emulator import __version__
+from emulator.jsonio import dumps
 from emulator.resources import bundled_dir
 from emulator.validation import Schemas, bundled_schemas
 
@@ -44,7 +44,7 @@ def load_metadata() -> dict[str, Any]:
 @cache
 def document_bytes(routes: tuple[Route, ...]) -> bytes:
     """The document for these (method, path) routes as JSON, built once per route table."""
-    return json.dumps(build(routes), separators=(",", ":")).encode()
+    return dumps(build(routes))
 
 
 def build(

@@ -291,6 +291,33 @@ async def test_queue_next_with_count(client: TestClient[Any, Any], aep: Aep) -> 
     assert (await control(client, "GET", "/scenarios", schema="control.scenarios.response"))["queued"] == []
 
 
+async def test_a_queued_scenario_that_overrides_the_header_says_so(
+    client: TestClient[Any, Any], aep: Aep
+) -> None:
+    await control(
+        client, "POST", "/scenarios/next", json={"name": "failure"}, schema="control.scenario-queue.response"
+    )
+    dataset_id = await aep.create_dataset()
+    body = {"destination": {"datasetId": dataset_id}, "schema": {"name": "_xdm.context.profile"}}
+    jobs = "/data/core/ups/export/jobs"
+    asked = aep.headers(**{"x-emulator-scenario": "stuck"})
+    overridden = await client.post(jobs, json=body, headers=asked)
+    assert overridden.status == 200
+    assert overridden.headers["x-emulator-scenario-applied"] == "failure"
+    honoured = await client.post(jobs, json=body, headers=asked)
+    assert honoured.headers["x-emulator-scenario-applied"] == "stuck"
+    plain = await client.post(jobs, json=body, headers=aep.headers())
+    assert "x-emulator-scenario-applied" not in plain.headers
+    journal = await control(
+        client, "GET", "/requests?method=POST&path=/data/core/ups", schema="control.requests.response"
+    )
+    notes = [entry["note"] for entry in journal["requests"]]
+    assert notes[0] == (
+        "the queued scenario 'failure' applied instead of the requested 'stuck' (x-emulator-scenario)"
+    )
+    assert notes[1:] == [None, None]
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [
