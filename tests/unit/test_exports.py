@@ -1,11 +1,15 @@
 """Exports without HTTP: row selection, counting by blocks, files across block boundaries, projection,
-rendering (Parquet, JSON Lines), file ids and the bounded caches."""
+rendering (Parquet, JSON Lines), file ids, the bounded caches, and the package's import boundary."""
 
 from __future__ import annotations
 
+import ast
 import io
 import json
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -381,3 +385,32 @@ def test_request_timestamps_become_epoch_milliseconds(text: str, expected: int) 
 def test_impossible_or_offsetless_timestamps_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         rfc3339_ms(text)
+
+
+# -- the package boundary ----------------------------------------------------------------------------
+
+
+def test_only_exportdata_imports_pyarrow_and_faker() -> None:
+    package = Path(__file__).parents[2] / "emulator"
+    importers = set()
+    for source in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            if any(name.split(".")[0] in ("pyarrow", "faker") for name in names):
+                importers.add(source.relative_to(package).parts[0])
+    assert importers == {"exportdata"}
+
+
+def test_starting_the_app_imports_neither_pyarrow_nor_faker() -> None:
+    """Loaded on the first export request (Backend.exports): at startup they double the cold start."""
+    code = (
+        "import sys; from emulator.app import create_app; create_app(); "
+        "assert not {'pyarrow', 'faker', 'emulator.exportdata'} & set(sys.modules), 'imported at start'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
