@@ -24,9 +24,11 @@ from typing import Any
 import faker
 import pyarrow as pa
 
-from emulator import exports, profiles
-from emulator.exports import BatchSpec, SegmentFilter, Selection
-from emulator.profiles import EventWindow, Population, Segment
+from emulator.exportdata.pools import pools
+from emulator.exportdata.population import EXISTING, REALIZED, EventWindow, Population, Segment
+from emulator.exportdata.render import render
+from emulator.exportdata.selection import file_count, make_plan
+from emulator.exportdata.spec import JSON_LINES, PARQUET, BatchSpec, SegmentFilter, Selection
 
 SEED = 0
 ROWS_PER_FILE = 10_000  # the scenarios' default maxRecordsPerFile
@@ -35,10 +37,10 @@ ROWS_PER_FILE = 10_000  # the scenarios' default maxRecordsPerFile
 def render_all(spec: BatchSpec) -> tuple[int, int, float]:
     """(profiles, bytes, seconds) to count and render every file of the batch."""
     started = time.perf_counter()
-    plan = exports.make_plan(spec.population, spec.selection)
+    plan = make_plan(spec.population, spec.selection)
     written = 0
-    for index in range(exports.file_count(spec, plan)):
-        written += len(exports.render(spec, plan, index))
+    for index in range(file_count(spec, plan)):
+        written += len(render(spec, plan, index))
     return plan.total, written, time.perf_counter() - started
 
 
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
     started = time.perf_counter()
-    profiles.pools(SEED)
+    pools(SEED)
     pools_seconds = time.perf_counter() - started
 
     population = Population(SEED, "BENCH@AdobeOrg/prod", count, 0, (0, 5))
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         projection=None,
         events=None,
         event_projection=None,
-        format=exports.PARQUET,
+        format=PARQUET,
         max_records_per_file=ROWS_PER_FILE,
     )
     segment = Segment("ups", "bench-segment")
@@ -118,14 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         "segment_filter": replace(
             base,
             selection=Selection(
-                segments=(SegmentFilter(segment, frozenset({profiles.REALIZED, profiles.EXISTING})),),
+                segments=(SegmentFilter(segment, frozenset({REALIZED, EXISTING})),),
                 shown=(*population.base_segments(), segment),
             ),
         ),
         "projected": replace(base, projection=("person.name", "personalEmail.address")),
-        "json_lines": replace(
-            base, format=exports.JSON_LINES, population=replace(population, count=count // 10)
-        ),
+        "json_lines": replace(base, format=JSON_LINES, population=replace(population, count=count // 10)),
     }
     headline = measure(base, rounds)
     result: dict[str, Any] = {

@@ -18,7 +18,7 @@ from emulator.tokens import Tokens, load_credentials
 from emulator.validation import Schemas, bundled_schemas
 
 if TYPE_CHECKING:
-    from emulator.exports import Exports
+    from emulator.exportdata import Exports
 
 
 class Backend:
@@ -51,7 +51,7 @@ class Backend:
     def exports(self) -> Exports:
         """Exported data, built on first use: importing pyarrow and Faker would double the cold start."""
         if self._exports is None:
-            from emulator.exports import Exports
+            from emulator.exportdata import Exports
 
             self._exports = Exports(
                 self.catalog, self.options.seed, cache_bytes=self.options.file_cache_bytes

@@ -8,6 +8,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from emulator.api.common import backend_of, json_response
+from emulator.api.ranges import byte_range
 from emulator.errors import BadRequest, NotFound
 from emulator.gateway import tenant_of
 from emulator.params import int_param
@@ -15,7 +16,7 @@ from emulator.store import Batch
 
 if TYPE_CHECKING:
     # Imported when first used (see Backend.exports): pyarrow is slow to import.
-    from emulator.exports import ExportFile
+    from emulator.exportdata import ExportFile
 
 PREFIX = "/data/foundation/export"
 PAGE_LIMIT = 100  # Data Access's default and maximum page size
@@ -62,8 +63,6 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     if request.method == "HEAD":
         # HEAD answers for the whole file; aiohttp sends the headers of this body without the body.
         return web.Response(body=content, headers=headers)
-    from emulator.exports import byte_range  # loaded already: this request got the file's bytes
-
     chosen = byte_range(request.headers.get("Range"), len(content))
     if chosen is None:
         return web.Response(body=content, headers=headers)

@@ -1,31 +1,51 @@
 """Exports without HTTP: row selection, counting by blocks, files across block boundaries, projection,
-rendering (Parquet, JSON Lines), file ids, byte ranges and the bounded caches."""
+rendering (Parquet, JSON Lines), file ids, the bounded caches, and the package's import boundary."""
 
 from __future__ import annotations
 
+import ast
 import io
 import json
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from emulator import exports, profiles
 from emulator.catalog import Catalog
 from emulator.clock import Clock
-from emulator.errors import BadRequest, NotFound, RangeNotSatisfiable
-from emulator.exports import BatchSpec, Exports, SegmentFilter, Selection
+from emulator.errors import NotFound
+from emulator.exportdata import Exports
+from emulator.exportdata.files import file_id, file_name, parse_file_id
+from emulator.exportdata.population import (
+    EXISTING,
+    EXITED,
+    REALIZED,
+    EventWindow,
+    Population,
+    Segment,
+    empty_mask,
+    membership,
+    modify_times_ms,
+    population_ids,
+)
+from emulator.exportdata.projection import projection_tree
+from emulator.exportdata.render import render
+from emulator.exportdata.selection import file_count, file_rows, make_plan, select
+from emulator.exportdata.service import DEFAULT_CACHE_BYTES
+from emulator.exportdata.spec import JSON_LINES, PARQUET, BatchSpec, SegmentFilter, Selection, batch_specs
 from emulator.lifecycle import SUCCEEDED, Progress, Transition
-from emulator.profiles import EventWindow, Population, Segment
 from emulator.scenarios import ProfilesSpec, Scenario
 from emulator.store import Batch, Dataset, ExportJob, Store, Tenant
 from emulator.timestamps import rfc3339_ms
 
 POPULATION = Population(seed=3, tenant="ORG@AdobeOrg/prod", count=450, empty=50, events_per_profile=(0, 3))
 SEGMENT = Segment("ups", "seg-1")
-EVERY_STATUS = frozenset((profiles.REALIZED, profiles.EXISTING, profiles.EXITED))
+EVERY_STATUS = frozenset((REALIZED, EXISTING, EXITED))
 TENANT = Tenant("ORG@AdobeOrg", "prod")
 
 
@@ -36,14 +56,14 @@ def spec(selection: Selection | None = None, **fields: Any) -> BatchSpec:
         projection=None,
         events=None,
         event_projection=None,
-        format=exports.PARQUET,
+        format=PARQUET,
         max_records_per_file=100,
     )
     return replace(base, **fields)
 
 
 def selected(selection: Selection, population: Population = POPULATION) -> list[int]:
-    result: list[int] = exports.select(population, selection, 0, population.size).to_pylist()
+    result: list[int] = select(population, selection, 0, population.size).to_pylist()
     return result
 
 
@@ -57,18 +77,16 @@ def read(data: bytes) -> list[dict[str, Any]]:
 
 def test_selection_defaults_to_every_profile_with_a_profile_record() -> None:
     chosen = selected(Selection())
-    empty = profiles.empty_mask(POPULATION, profiles.population_ids(0, 500)).to_pylist()
+    empty = empty_mask(POPULATION, population_ids(0, 500)).to_pylist()
     assert chosen == [i for i in range(500) if not empty[i]]
     assert len(selected(Selection(empty_profiles=True))) == 500
 
 
 def test_segment_filters_keep_members_with_an_allowed_status() -> None:
-    ids = profiles.population_ids(0, 500)
-    code, _ = profiles.membership(
-        POPULATION, ids, profiles.empty_mask(POPULATION, ids), SEGMENT, evaluated=False
-    )
+    ids = population_ids(0, 500)
+    code, _ = membership(POPULATION, ids, empty_mask(POPULATION, ids), SEGMENT, evaluated=False)
     codes = code.to_pylist()
-    for statuses in ({profiles.REALIZED}, {profiles.EXITED}, {profiles.REALIZED, profiles.EXISTING}):
+    for statuses in ({REALIZED}, {EXITED}, {REALIZED, EXISTING}):
         chosen = selected(Selection(segments=(SegmentFilter(SEGMENT, frozenset(statuses)),)))
         assert chosen == [i for i in range(500) if codes[i] in statuses]
     other = Segment("AAM", "seg-2")
@@ -81,9 +99,9 @@ def test_segment_filters_keep_members_with_an_allowed_status() -> None:
 
 
 def test_qualification_window_and_ingest_time_filter() -> None:
-    ids = profiles.population_ids(0, 500)
-    empty = profiles.empty_mask(POPULATION, ids)
-    code, when = profiles.membership(POPULATION, ids, empty, SEGMENT, evaluated=False)
+    ids = population_ids(0, 500)
+    empty = empty_mask(POPULATION, ids)
+    code, when = membership(POPULATION, ids, empty, SEGMENT, evaluated=False)
     low, high = 1_680_000_000_000, 1_690_000_000_000
     timed = Selection(
         segments=(SegmentFilter(SEGMENT, EVERY_STATUS),), qualified_from_ms=low, qualified_to_ms=high
@@ -93,7 +111,7 @@ def test_qualification_window_and_ingest_time_filter() -> None:
         for i, (c, t) in enumerate(zip(code.to_pylist(), when.to_pylist(), strict=True))
         if c and low <= t <= high
     ]
-    updated = profiles.modify_times_ms(POPULATION, ids).to_pylist()
+    updated = modify_times_ms(POPULATION, ids).to_pylist()
     recent = selected(Selection(updated_after_ms=high))
     assert recent == [i for i in range(500) if updated[i] > high and not empty[i].as_py()]
     # A window alone looks at the segments the job shows.
@@ -125,7 +143,7 @@ def test_batch_specs_follow_the_request() -> None:
         "evaluationInfo": {"segmentation": True},
         "destination": {"datasetId": "d", "segmentPerBatch": True},
     }
-    specs = exports.batch_specs(job(request), seed=3, dataset_format="json")
+    specs = batch_specs(job(request), seed=3, dataset_format="json")
     assert len(specs) == 2
     first, second = specs
     assert first.selection.segments == (SegmentFilter(Segment("ups", "a"), frozenset({1, 2})),)
@@ -140,7 +158,7 @@ def test_batch_specs_follow_the_request() -> None:
     # The profile filter's ingest time is later than the event filter's: it wins.
     assert first.events == EventWindow(1_675_206_000_000, 1_677_628_800_000)
     assert first.format == "json" and first.max_records_per_file == 7
-    single = exports.batch_specs(job({"destination": {"datasetId": "d"}}), seed=3, dataset_format="parquet")
+    single = batch_specs(job({"destination": {"datasetId": "d"}}), seed=3, dataset_format="parquet")
     assert len(single) == 1 and single[0].selection == Selection(shown=single[0].population.base_segments())
     assert single[0].population == Population(3, "ORG@AdobeOrg/prod", 30, 4, (1, 2))
 
@@ -152,29 +170,27 @@ def test_batch_specs_follow_the_request() -> None:
 def test_files_hold_the_selected_rows_in_order_across_block_boundaries(
     monkeypatch: pytest.MonkeyPatch, block: int, chunk: int
 ) -> None:
-    monkeypatch.setattr(exports, "BLOCK", block)
-    monkeypatch.setattr(exports, "CHUNK", chunk)
+    monkeypatch.setattr("emulator.exportdata.selection.BLOCK", block)
+    monkeypatch.setattr("emulator.exportdata.selection.CHUNK", chunk)
     selection = Selection(segments=(SegmentFilter(SEGMENT, frozenset({1, 2})),), shown=(SEGMENT,))
-    plan = exports.make_plan(POPULATION, selection)
+    plan = make_plan(POPULATION, selection)
     assert len(plan.block_counts) == -(-500 // block)
     expected = selected(selection)
     assert plan.total == len(expected)
     batch = spec(selection, max_records_per_file=37)
     files = [
-        [i for ids in exports.file_rows(batch, plan, n) for i in ids.to_pylist()]
-        for n in range(exports.file_count(batch, plan))
+        [i for ids in file_rows(batch, plan, n) for i in ids.to_pylist()]
+        for n in range(file_count(batch, plan))
     ]
     assert [len(f) for f in files[:-1]] == [37] * (len(files) - 1)
     assert [i for f in files for i in f] == expected
-    assert all(len(ids) <= chunk for n in range(len(files)) for ids in exports.file_rows(batch, plan, n))
+    assert all(len(ids) <= chunk for n in range(len(files)) for ids in file_rows(batch, plan, n))
 
 
 def test_namespace_counters_count_the_identities_of_the_selected_rows() -> None:
     selection = Selection(empty_profiles=True)
-    plan = exports.make_plan(POPULATION, selection)
-    table = pa.concat_tables(
-        pq.read_table(io.BytesIO(exports.render(spec(selection), plan, n))) for n in range(5)
-    )
+    plan = make_plan(POPULATION, selection)
+    table = pa.concat_tables(pq.read_table(io.BytesIO(render(spec(selection), plan, n))) for n in range(5))
     counted: dict[str, int] = {}
     for row in table.column("identityMap").to_pylist():
         for namespace, _ in row:
@@ -185,48 +201,46 @@ def test_namespace_counters_count_the_identities_of_the_selected_rows() -> None:
 
 def test_render_is_deterministic_and_independent_of_other_files() -> None:
     selection = Selection(shown=(SEGMENT,))
-    plan = exports.make_plan(POPULATION, selection)
+    plan = make_plan(POPULATION, selection)
     batch = spec(selection, events=EventWindow())
-    backwards = [exports.render(batch, plan, n) for n in reversed(range(4))][::-1]
-    forwards = [exports.render(batch, plan, n) for n in range(4)]
+    backwards = [render(batch, plan, n) for n in reversed(range(4))][::-1]
+    forwards = [render(batch, plan, n) for n in range(4)]
     assert backwards == forwards
     assert (
         read(forwards[1])
-        == read(exports.render(spec(selection, events=EventWindow(), max_records_per_file=450), plan, 0))[
-            100:200
-        ]
+        == read(render(spec(selection, events=EventWindow(), max_records_per_file=450), plan, 0))[100:200]
     )
 
 
 def test_projection_keeps_named_paths_and_filters_map_keys() -> None:
     selection = Selection(shown=(SEGMENT, Segment("AAM", "other")))
-    plan = exports.make_plan(POPULATION, selection)
+    plan = make_plan(POPULATION, selection)
     projected = spec(
         selection,
         projection=("person.name.lastName", "segmentMembership.AAM", "homeAddress.nothing", "unknown.path"),
         events=EventWindow(),
         event_projection=("eventType", "nothing"),
     )
-    rows = read(exports.render(projected, plan, 0))
+    rows = read(render(projected, plan, 0))
     assert list(rows[0]) == ["identityMap", "person", "segmentMembership", "eventList"]
     assert all(set(r["person"]) == {"name"} and set(r["person"]["name"]) == {"lastName"} for r in rows)
     assert {ns for r in rows for ns, _ in (r["segmentMembership"] or [])} == {"AAM"}
     assert all(set(e) == {"_id", "eventType"} for r in rows for e in r["eventList"])
-    whole = read(exports.render(spec(selection), plan, 0))
+    whole = read(render(spec(selection), plan, 0))
     assert [r["identityMap"] for r in rows] == [r["identityMap"] for r in whole]
 
 
 def test_projection_tree_merges_paths() -> None:
-    assert exports.projection_tree(["a.b", "a.c.d", "a", "e.f", "e.f.g"]) == {"a": None, "e": {"f": None}}
-    assert exports.projection_tree(["x.y.z", "x.y"]) == {"x": {"y": None}}
+    assert projection_tree(["a.b", "a.c.d", "a", "e.f", "e.f.g"]) == {"a": None, "e": {"f": None}}
+    assert projection_tree(["x.y.z", "x.y"]) == {"x": {"y": None}}
 
 
 def test_json_lines_render_xdm_json_without_nulls() -> None:
     selection = Selection(empty_profiles=True, shown=(SEGMENT,))
-    plan = exports.make_plan(POPULATION, selection)
-    data = exports.render(spec(selection, format=exports.JSON_LINES, events=EventWindow()), plan, 0)
+    plan = make_plan(POPULATION, selection)
+    data = render(spec(selection, format=JSON_LINES, events=EventWindow()), plan, 0)
     lines = [json.loads(line) for line in data.decode().splitlines()]
-    parquet = read(exports.render(spec(selection, events=EventWindow()), plan, 0))
+    parquet = read(render(spec(selection, events=EventWindow()), plan, 0))
     assert len(lines) == 100
     for line, row in zip(lines, parquet, strict=True):
         assert line["identityMap"] == {ns: ids for ns, ids in row["identityMap"]}
@@ -241,56 +255,22 @@ def test_json_lines_render_xdm_json_without_nulls() -> None:
         assert ("mobilePhone" in line) == (row["mobilePhone"] is not None)
 
 
-# -- ids, names and ranges ---------------------------------------------------------------------------
+# -- ids and names --------------------------------------------------------------------------------------
 
 
 def test_file_ids_round_trip_and_unknown_ones_are_404() -> None:
     batch_id = "0123456789abcdef0123456789abcdef"
-    assert exports.file_id(batch_id, 0) == "01234567-89ab-cdef-0123-456789abcdef-1"
-    assert exports.parse_file_id(exports.file_id(batch_id, 41)) == (batch_id, 41)
-    assert exports.parse_file_id("other-batch-3") == ("other-batch", 2)
+    assert file_id(batch_id, 0) == "01234567-89ab-cdef-0123-456789abcdef-1"
+    assert parse_file_id(file_id(batch_id, 41)) == (batch_id, 41)
+    assert parse_file_id("other-batch-3") == ("other-batch", 2)
     assert (
-        exports.file_name(batch_id, 2, "parquet")
+        file_name(batch_id, 2, "parquet")
         == "part-00002-01234567-89ab-cdef-0123-456789abcdef-c000.snappy.parquet"
     )
-    assert exports.file_name(batch_id, 0, "json").endswith("-c000.json")
+    assert file_name(batch_id, 0, "json").endswith("-c000.json")
     for bad in ("", "abc", "x-0", "x-01", "-1", "x-1234567890"):
         with pytest.raises(NotFound):
-            exports.parse_file_id(bad)
-
-
-@pytest.mark.parametrize(
-    "header,expected",
-    [
-        (None, None),
-        ("bytes=0-0", (0, 0)),
-        ("bytes=0-99", (0, 99)),
-        ("BYTES = 10 - 19", (10, 19)),
-        ("bytes=990-", (990, 999)),
-        ("bytes=-1", (999, 999)),
-        ("bytes=-5000", (0, 999)),
-        ("bytes=500-5000", (500, 999)),
-        ("bytes=0-1,5-6", None),
-    ],
-)
-def test_byte_ranges(header: str | None, expected: tuple[int, int] | None) -> None:
-    assert exports.byte_range(header, 1000) == expected
-
-
-@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=1000-1000", "bytes=-0"])
-def test_unsatisfiable_byte_ranges(header: str) -> None:
-    with pytest.raises(RangeNotSatisfiable) as raised:
-        exports.byte_range(header, 1000)
-    assert raised.value.headers == {"Content-Range": "bytes */1000"}
-
-
-@pytest.mark.parametrize(
-    "header",
-    ["", "bytes", "bytes=", "bytes=x-1", "bytes=5-1", "bytes=-", "lines=0-1", "bytes=0-1,", "bytes=1--2"],
-)
-def test_malformed_byte_ranges(header: str) -> None:
-    with pytest.raises(BadRequest):
-        exports.byte_range(header, 1000)
+            parse_file_id(bad)
 
 
 # -- the service and its caches ----------------------------------------------------------------------
@@ -321,7 +301,7 @@ def job(request: dict[str, Any], status: str = SUCCEEDED) -> ExportJob:
     )
 
 
-def service(cache_bytes: int = exports.DEFAULT_CACHE_BYTES) -> tuple[Exports, Batch]:
+def service(cache_bytes: int = DEFAULT_CACHE_BYTES) -> tuple[Exports, Batch]:
     store = Store()
     catalog = Catalog(store, Clock("manual", start_ms=1), seed=0)
     store.tenant(TENANT).datasets["d"] = Dataset("d", TENANT, 1, {"name": "d"}, "client")
@@ -335,7 +315,7 @@ def test_counters_and_files_of_a_succeeded_job_and_nothing_before() -> None:
     service_, batch = service()
     assert service_.job_counters(batch.job) == (
         30,
-        dict(exports.make_plan(service_.spec(batch).population, service_.spec(batch).selection).by_namespace),
+        dict(make_plan(service_.spec(batch).population, service_.spec(batch).selection).by_namespace),
     )
     assert service_.record_count(batch) == 30
     _, files = service_.batch_files(TENANT, batch.id)
@@ -405,3 +385,32 @@ def test_request_timestamps_become_epoch_milliseconds(text: str, expected: int) 
 def test_impossible_or_offsetless_timestamps_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         rfc3339_ms(text)
+
+
+# -- the package boundary ----------------------------------------------------------------------------
+
+
+def test_only_exportdata_imports_pyarrow_and_faker() -> None:
+    package = Path(__file__).parents[2] / "emulator"
+    importers = set()
+    for source in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            if any(name.split(".")[0] in ("pyarrow", "faker") for name in names):
+                importers.add(source.relative_to(package).parts[0])
+    assert importers == {"exportdata"}
+
+
+def test_starting_the_app_imports_neither_pyarrow_nor_faker() -> None:
+    """Loaded on the first export request (Backend.exports): at startup they double the cold start."""
+    code = (
+        "import sys; from emulator.app import create_app; create_app(); "
+        "assert not {'pyarrow', 'faker', 'emulator.exportdata'} & set(sys.modules), 'imported at start'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

@@ -12,8 +12,24 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from emulator import profiles
-from emulator.profiles import EventWindow, Population, Segment, profile_records
+from emulator.exportdata.pools import EVENT_TYPES, pools
+from emulator.exportdata.population import (
+    EVALUATED_AT_MS,
+    EXISTING,
+    EXITED,
+    NOT_MEMBER,
+    REALIZED,
+    STATUS_NAMES,
+    WINDOW_END_MS,
+    WINDOW_START_MS,
+    EventWindow,
+    Population,
+    Segment,
+    empty_mask,
+    membership,
+    population_ids,
+)
+from emulator.exportdata.records import profile_records
 
 POPULATION = Population(seed=1, tenant="ORG@AdobeOrg/prod", count=900, empty=100, events_per_profile=(0, 4))
 SEGMENT = Segment("ups", "a7d3c0e2-5b1f-4e8a-9c6d-2f4b8e1a3c5d")
@@ -28,7 +44,7 @@ def rows(
     population: Population = POPULATION, start: int = 0, stop: int | None = None, **kwargs: Any
 ) -> list[dict[str, Any]]:
     stop = population.size if stop is None else stop
-    table = profile_records(population, profiles.population_ids(start, stop), (SEGMENT,), **kwargs)
+    table = profile_records(population, population_ids(start, stop), (SEGMENT,), **kwargs)
     result: list[dict[str, Any]] = table.to_pylist()
     return result
 
@@ -56,11 +72,11 @@ def test_a_profile_depends_on_seed_and_tenant_but_not_on_the_population_size() -
 
 
 def test_exactly_the_empty_profiles_are_event_only_and_spread_out() -> None:
-    empty = profiles.empty_mask(POPULATION, profiles.population_ids(0, POPULATION.size)).to_pylist()
+    empty = empty_mask(POPULATION, population_ids(0, POPULATION.size)).to_pylist()
     assert sum(empty) == 100
     positions = [i for i, e in enumerate(empty) if e]
     assert max(b - a for a, b in pairwise(positions)) == 10
-    assert not any(profiles.empty_mask(Population(1, "t", 50, 0), profiles.population_ids(0, 50)).to_pylist())
+    assert not any(empty_mask(Population(1, "t", 50, 0), population_ids(0, 50)).to_pylist())
 
 
 def test_profile_fields_look_like_xdm_individual_profiles() -> None:
@@ -127,57 +143,47 @@ def test_event_only_profiles_have_an_ecid_and_events_only() -> None:
 
 
 def test_any_segment_has_members_with_each_status_and_the_same_in_every_call() -> None:
-    everyone = profiles.population_ids(0, POPULATION.size)
-    empty = profiles.empty_mask(POPULATION, everyone)
+    everyone = population_ids(0, POPULATION.size)
+    empty = empty_mask(POPULATION, everyone)
     for segment_id in ("x", "another-one", SEGMENT.id):
-        code, when = profiles.membership(
-            POPULATION, everyone, empty, Segment("ups", segment_id), evaluated=False
-        )
+        code, when = membership(POPULATION, everyone, empty, Segment("ups", segment_id), evaluated=False)
         statuses = Counter(code.to_pylist())
-        assert all(statuses[c] > 50 for c in (profiles.REALIZED, profiles.EXISTING, profiles.EXITED))
-        assert statuses[profiles.NOT_MEMBER] > 300
-        again, _ = profiles.membership(
-            POPULATION, everyone, empty, Segment("ups", segment_id), evaluated=False
-        )
+        assert all(statuses[c] > 50 for c in (REALIZED, EXISTING, EXITED))
+        assert statuses[NOT_MEMBER] > 300
+        again, _ = membership(POPULATION, everyone, empty, Segment("ups", segment_id), evaluated=False)
         assert again == code
-        assert all(profiles.WINDOW_START_MS <= t < profiles.WINDOW_END_MS for t in when.to_pylist())
-    other_ns, _ = profiles.membership(
-        POPULATION, everyone, empty, Segment("AAM", SEGMENT.id), evaluated=False
-    )
-    assert other_ns != profiles.membership(POPULATION, everyone, empty, SEGMENT, evaluated=False)[0]
+        assert all(WINDOW_START_MS <= t < WINDOW_END_MS for t in when.to_pylist())
+    other_ns, _ = membership(POPULATION, everyone, empty, Segment("AAM", SEGMENT.id), evaluated=False)
+    assert other_ns != membership(POPULATION, everyone, empty, SEGMENT, evaluated=False)[0]
 
 
 def test_an_evaluation_moves_memberships_on() -> None:
-    everyone = profiles.population_ids(0, POPULATION.size)
-    empty = profiles.empty_mask(POPULATION, everyone)
-    before, _ = profiles.membership(POPULATION, everyone, empty, SEGMENT, evaluated=False)
-    after, when = profiles.membership(POPULATION, everyone, empty, SEGMENT, evaluated=True)
+    everyone = population_ids(0, POPULATION.size)
+    empty = empty_mask(POPULATION, everyone)
+    before, _ = membership(POPULATION, everyone, empty, SEGMENT, evaluated=False)
+    after, when = membership(POPULATION, everyone, empty, SEGMENT, evaluated=True)
     moves = Counter(zip(before.to_pylist(), after.to_pylist(), strict=True))
-    assert moves[(profiles.REALIZED, profiles.EXISTING)] == before.to_pylist().count(profiles.REALIZED)
-    assert moves[(profiles.NOT_MEMBER, profiles.REALIZED)] > 0
-    assert moves[(profiles.EXISTING, profiles.EXITED)] > 0
-    assert moves[(profiles.EXITED, profiles.EXITED)] == before.to_pylist().count(profiles.EXITED)
+    assert moves[(REALIZED, EXISTING)] == before.to_pylist().count(REALIZED)
+    assert moves[(NOT_MEMBER, REALIZED)] > 0
+    assert moves[(EXISTING, EXITED)] > 0
+    assert moves[(EXITED, EXITED)] == before.to_pylist().count(EXITED)
     entered = [
         t
         for b, a, t in zip(before.to_pylist(), after.to_pylist(), when.to_pylist(), strict=True)
         if (b, a) == (0, 1)
     ]
-    assert set(entered) == {profiles.EVALUATED_AT_MS}
+    assert set(entered) == {EVALUATED_AT_MS}
 
 
 def test_segment_membership_shows_the_profiles_statuses_per_namespace() -> None:
     shown = (Segment("ups", "s1"), Segment("AAM", "s2"), Segment("ups", "s3"))
-    table = profile_records(POPULATION, profiles.population_ids(0, 300), shown)
-    everyone = profiles.population_ids(0, 300)
-    empty = profiles.empty_mask(POPULATION, everyone)
-    codes = {
-        s: profiles.membership(POPULATION, everyone, empty, s, evaluated=False)[0].to_pylist() for s in shown
-    }
+    table = profile_records(POPULATION, population_ids(0, 300), shown)
+    everyone = population_ids(0, 300)
+    empty = empty_mask(POPULATION, everyone)
+    codes = {s: membership(POPULATION, everyone, empty, s, evaluated=False)[0].to_pylist() for s in shown}
     for index, row in enumerate(table.column("segmentMembership").to_pylist()):
         expected = {
-            (s.ns, s.id): profiles.STATUS_NAMES[codes[s][index]]
-            for s in shown
-            if codes[s][index] != profiles.NOT_MEMBER
+            (s.ns, s.id): STATUS_NAMES[codes[s][index]] for s in shown if codes[s][index] != NOT_MEMBER
         }
         got = {(ns, sid): m["status"] for ns, segments in (row or []) for sid, m in segments}
         assert got == expected
@@ -194,7 +200,7 @@ def test_events_stay_in_their_count_range_order_and_ingest_window() -> None:
         for event in events:
             lag = event["_acp_system_metadata"]["ingestTime"] - int(event["timestamp"].timestamp() * 1000)
             assert 0 <= lag < 6 * 3600 * 1000
-            assert event["eventType"] in profiles.EVENT_TYPES
+            assert event["eventType"] in EVENT_TYPES
     counts = Counter(len(r["eventList"]) for r in table if r["person"] is not None)
     assert set(counts) == {0, 1, 2, 3, 4}
 
@@ -215,5 +221,5 @@ def test_columns_limits_the_fields_built() -> None:
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_pools_are_built_once_per_seed(seed: int) -> None:
-    assert profiles.pools(seed) is profiles.pools(seed)
-    assert len(profiles.pools(seed).first_names) == len(profiles.pools(seed).streets)
+    assert pools(seed) is pools(seed)
+    assert len(pools(seed).first_names) == len(pools(seed).streets)
