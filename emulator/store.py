@@ -1,14 +1,15 @@
-"""Tenant-partitioned in-memory state: the objects, keyed by id, and an ordered index for job listing."""
+"""Tenant-partitioned in-memory state: the objects, keyed by id, and an ordered index for job listing; and
+each object's saved form (what a state file keeps of it, see emulator/persistence.py)."""
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from emulator import lifecycle
-from emulator.lifecycle import Progress, Transition
+from emulator.lifecycle import JobError, Progress, Transition
 from emulator.scenarios import Scenario
 
 
@@ -134,3 +135,95 @@ class Store:
             self.last_job_id = 0
         else:
             self.tenants.pop(tenant, None)
+
+
+# -- saved forms: JSON-able dicts, and back (KeyError, TypeError or ValueError when malformed) -----------
+
+
+def dataset_state(dataset: Dataset) -> dict[str, Any]:
+    return {
+        "id": dataset.id,
+        "createdMs": dataset.created_ms,
+        "body": dataset.body,
+        "clientId": dataset.client_id,
+    }
+
+
+def dataset_from_state(tenant: Tenant, saved: Mapping[str, Any]) -> Dataset:
+    body = saved["body"]
+    if not isinstance(body, dict):
+        raise TypeError(f"dataset {saved['id']}: body is not an object")
+    return Dataset(str(saved["id"]), tenant, int(saved["createdMs"]), body, str(saved["clientId"]))
+
+
+def batch_state(batch: Batch) -> dict[str, Any]:
+    return {
+        "id": batch.id,
+        "datasetId": batch.dataset_id,
+        "job": batch.job.id,
+        "segment": batch.segment,
+        "clientId": batch.client_id,
+    }
+
+
+def batch_from_state(tenant: Tenant, saved: Mapping[str, Any], jobs: Mapping[int, ExportJob]) -> Batch:
+    segment = saved["segment"]
+    if segment is not None and not isinstance(segment, dict):
+        raise TypeError(f"batch {saved['id']}: segment is not an object")
+    job = jobs.get(int(saved["job"]))
+    if job is None or job.tenant != tenant:
+        raise ValueError(f"batch {saved['id']}: no job {saved['job']} in its tenant")
+    return Batch(str(saved["id"]), tenant, str(saved["datasetId"]), job, segment, str(saved["clientId"]))
+
+
+def job_state(job: ExportJob, listed: bool, scenario: int) -> dict[str, Any]:
+    """`listed` false: deleted by its owner, only its batches and files remain. The scenario is saved apart,
+    once for all the jobs that share it: `scenario` is its place in that list."""
+    progress = job.progress
+    return {
+        "id": job.id,
+        "listed": listed,
+        "request": job.request,
+        "scenario": scenario,
+        "requestId": job.request_id,
+        "batchIds": list(job.batch_ids),
+        "profileInstanceId": job.profile_instance_id,
+        "faultHits": dict(job.fault_hits),
+        "progress": {
+            "step": progress.step,
+            "pollsInStep": progress.polls_in_step,
+            "transitions": [[t.status, t.at_ms, t.phase] for t in progress.transitions],
+            "errors": [[e.code, e.msg, e.call_stack] for e in progress.errors],
+            "pinned": progress.pinned,
+        },
+    }
+
+
+def job_from_state(tenant: Tenant, saved: Mapping[str, Any], scenario: Scenario) -> ExportJob:
+    progress = saved["progress"]
+    transitions = tuple(
+        Transition(str(status), int(at_ms), None if phase is None else str(phase))
+        for status, at_ms, phase in progress["transitions"]
+    )
+    if not transitions:
+        raise ValueError(f"job {saved['id']} has no transitions")
+    request = saved["request"]
+    if not isinstance(request, dict) or not isinstance(request.get("destination"), dict):
+        raise TypeError(f"job {saved['id']}: request is not an export-job request")
+    return ExportJob(
+        id=int(saved["id"]),
+        tenant=tenant,
+        request=request,
+        scenario=scenario,
+        request_id=str(saved["requestId"]),
+        batch_ids=tuple(str(b) for b in saved["batchIds"]),
+        progress=Progress(
+            step=int(progress["step"]),
+            polls_in_step=int(progress["pollsInStep"]),
+            transitions=transitions,
+            errors=tuple(JobError(str(c), str(m), str(s)) for c, m, s in progress["errors"]),
+            pinned=bool(progress["pinned"]),
+        ),
+        profile_instance_id=str(saved["profileInstanceId"]),
+        fault_hits={str(k): int(v) for k, v in saved["faultHits"].items()},
+    )
