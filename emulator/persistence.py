@@ -8,8 +8,8 @@ version, or with other such options, is refused with a `StateError` naming the f
 `Saver` is the periodic and shutdown save. Reading live state and encoding it is `Saver.prepare`, one
 synchronous step on the event loop (a consistent instant, and nothing else touches the state meanwhile);
 only `write_atomic(path, bytes)` runs in a worker thread: a temporary file in the same folder, flushed and
-fsynced, renamed over the old one, then the folder fsynced. A save whose bytes are those already on disk
-is skipped, so an idle emulator does not rewrite its file.
+fsynced, renamed over the old one, then the folder fsynced. A save of the state the last one wrote is
+skipped (compared before encoding, see store.py's saved forms), so an idle emulator does not rewrite its file.
 """
 
 from __future__ import annotations
@@ -171,10 +171,12 @@ def stale_temporaries(path: Path) -> Iterable[Path]:
 
 @dataclass(frozen=True)
 class Save:
-    """One save, prepared on the event loop: where, the bytes, and what they hold (for the log)."""
+    """One save, prepared on the event loop: where, the bytes, and what they hold (the state, the summary
+    for the log)."""
 
     path: Path
     data: bytes
+    state: dict[str, Any]
     summary: str
 
 
@@ -185,19 +187,20 @@ class Saver:
         self.source = source
         self.path = path
         self.failed = False  # the last save failed: the file is older than the state
-        self._on_disk: bytes | None = None  # what the last successful save wrote
+        self._on_disk: dict[str, Any] | None = None  # the state the last successful save wrote
 
     def prepare(self) -> Save | None:
         """The next save, or None when the file holds this state already. Reads live state: call it on the
         event loop, and use its result before the loop runs anything else."""
-        data = encode(self.source.state(), self.source.compatibility())
-        if data == self._on_disk:
+        state = self.source.state()
+        # Mostly the same objects as last time: the comparison is identity checks, until a change.
+        if state == self._on_disk:
             return None
-        return Save(self.path, data, self.source.summary())
+        return Save(self.path, encode(state, self.source.compatibility()), state, self.source.summary())
 
     def written(self, save: Save) -> None:
         self.failed = False
-        self._on_disk = save.data
+        self._on_disk = save.state
         log.info("state saved to %s: %s (%d bytes)", save.path, save.summary, len(save.data))
 
     def not_written(self, error: Exception) -> None:

@@ -28,6 +28,7 @@ class Dataset:
     created_ms: int
     body: dict[str, Any]
     client_id: str
+    saved: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # see dataset_state
 
 
 @dataclass
@@ -44,6 +45,8 @@ class ExportJob:
     # The job's wire form, encoded once per displayed state (see api/export_jobs.job_body): the
     # transitions it was encoded at, and the bytes.
     wire: tuple[tuple[Transition, ...], bytes] | None = field(default=None, compare=False, repr=False)
+    # The job's saved form (see job_state) and what it was made from: progress, listed, scenario index.
+    saved: tuple[Progress, bool, int, dict[str, Any]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def index_key(self) -> tuple[int, int]:
@@ -64,6 +67,7 @@ class Batch:
     job: ExportJob
     segment: dict[str, Any] | None
     client_id: str
+    saved: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # see batch_state
 
 
 @dataclass
@@ -138,15 +142,20 @@ class Store:
 
 
 # -- saved forms: JSON-able dicts, and back (KeyError, TypeError or ValueError when malformed) -----------
+# Each object keeps its saved form until it changes, so a state file save with 100,000 jobs builds only
+# what changed since the last one, and can tell that nothing did without encoding anything (see Saver).
+# The forms are shared: read them, never change them.
 
 
 def dataset_state(dataset: Dataset) -> dict[str, Any]:
-    return {
-        "id": dataset.id,
-        "createdMs": dataset.created_ms,
-        "body": dataset.body,
-        "clientId": dataset.client_id,
-    }
+    if dataset.saved is None:  # a dataset never changes
+        dataset.saved = {
+            "id": dataset.id,
+            "createdMs": dataset.created_ms,
+            "body": dataset.body,
+            "clientId": dataset.client_id,
+        }
+    return dataset.saved
 
 
 def dataset_from_state(tenant: Tenant, saved: Mapping[str, Any]) -> Dataset:
@@ -157,13 +166,15 @@ def dataset_from_state(tenant: Tenant, saved: Mapping[str, Any]) -> Dataset:
 
 
 def batch_state(batch: Batch) -> dict[str, Any]:
-    return {
-        "id": batch.id,
-        "datasetId": batch.dataset_id,
-        "job": batch.job.id,
-        "segment": batch.segment,
-        "clientId": batch.client_id,
-    }
+    if batch.saved is None:  # a batch never changes (its status is its job's)
+        batch.saved = {
+            "id": batch.id,
+            "datasetId": batch.dataset_id,
+            "job": batch.job.id,
+            "segment": batch.segment,
+            "clientId": batch.client_id,
+        }
+    return batch.saved
 
 
 def batch_from_state(tenant: Tenant, saved: Mapping[str, Any], jobs: Mapping[int, ExportJob]) -> Batch:
@@ -180,7 +191,17 @@ def job_state(job: ExportJob, listed: bool, scenario: int) -> dict[str, Any]:
     """`listed` false: deleted by its owner, only its batches and files remain. The scenario is saved apart,
     once for all the jobs that share it: `scenario` is its place in that list."""
     progress = job.progress
-    return {
+    kept = job.saved
+    # Progress is an immutable value, replaced on every change; fault counters change in place.
+    if (
+        kept is not None
+        and kept[0] is progress
+        and kept[1] is listed
+        and kept[2] == scenario
+        and kept[3]["faultHits"] == job.fault_hits
+    ):
+        return kept[3]
+    form = {
         "id": job.id,
         "listed": listed,
         "request": job.request,
@@ -197,6 +218,8 @@ def job_state(job: ExportJob, listed: bool, scenario: int) -> dict[str, Any]:
             "pinned": progress.pinned,
         },
     }
+    job.saved = (progress, listed, scenario, form)
+    return form
 
 
 def job_from_state(tenant: Tenant, saved: Mapping[str, Any], scenario: Scenario) -> ExportJob:
