@@ -37,7 +37,7 @@ from emulator.faults import DropConnection
 from emulator.gateway import admission
 from emulator.journal import JournalEntry
 from emulator.options import CONTROL_PREFIX, Options
-from emulator.persistence import Saver
+from emulator.persistence import Saver, write_atomic
 
 log = logging.getLogger("emulator")
 STATE_SAVER = web.AppKey("state_saver", Saver)
@@ -254,8 +254,10 @@ def _saving(saver: Saver, interval: float) -> Callable[[web.Application], AsyncI
         task = asyncio.create_task(_save_every(saver, interval, stop))
         yield
         stop.set()
-        await task  # lets a write in progress finish: two writers never race to rename
-        await _save(saver)
+        try:
+            await task  # lets a write in progress finish: two writers never race to rename
+        finally:
+            await _save(saver)
 
     return context
 
@@ -269,10 +271,15 @@ async def _save_every(saver: Saver, interval: float, stop: asyncio.Event) -> Non
 
 
 async def _save(saver: Saver) -> None:
-    data = saver.prepare()  # in one step of the loop: a consistent instant
-    if data is None:
-        return
+    """One save; never raises (a failure is logged, and the next save tries again). What reads live state
+    (the state, its encoding, the summary for the log) runs here on the loop, in one step with no await in
+    between; the worker thread gets only a path and bytes, so requests can change the state meanwhile."""
     try:
-        await asyncio.to_thread(saver.write, data)
-    except OSError as exc:
-        log.error("cannot save the state to %s: %s", saver.path, exc.strerror or exc)
+        save = saver.prepare()
+        if save is None:
+            return
+        await asyncio.to_thread(write_atomic, save.path, save.data)
+    except Exception as exc:
+        saver.not_written(exc)
+    else:
+        saver.written(save)

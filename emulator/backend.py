@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from emulator import persistence
 from emulator.catalog import Catalog, batch_status
@@ -43,9 +45,9 @@ class Backend:
         )
         self._exports: Exports | None = None
         if options.state_file is not None:
-            document = persistence.load(options.state_file)
-            if document is not None:
-                persistence.restore(self, document, source=options.state_file)
+            state = persistence.load(options.state_file, self.compatibility())
+            if state is not None:
+                self.restore(state, source=options.state_file)
 
     @property
     def exports(self) -> Exports:
@@ -82,3 +84,43 @@ class Backend:
         self.journal.clear()
         self.scenarios.reset()
         self.clock.reset()
+
+    # -- state file (emulator/persistence.py) ---------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Everything a restart keeps, as JSON-able data, read in one synchronous step (one instant). Not
+        kept: the request journal, and exported files (a function of the seed and the job, made again)."""
+        return {
+            "clock": self.clock.state(),
+            "tokens": self.tokens.state(),
+            "scenarios": self.scenarios.state(),
+            "jobs": self.jobs.state(),
+            "catalog": self.catalog.state(),
+        }
+
+    def restore(self, state: Mapping[str, Any], *, source: Path | str = "<state>") -> None:
+        """Replace every component's state with a saved `state()`, all or nothing: each component checks and
+        builds its part first (a StateError naming `source` when one cannot), and only then is any applied."""
+        with persistence.restoring(source):
+            clock = self.clock.restore(state["clock"])
+            tokens = self.tokens.restore(state["tokens"])
+            scenarios = self.scenarios.restore(state["scenarios"])
+            jobs, by_id = self.jobs.restore(state["jobs"])
+            catalog = self.catalog.restore(state["catalog"], by_id)
+        self.store.clear()  # jobs and catalog share the store's tenants: each fills in its part
+        for commit in (clock, tokens, scenarios, jobs, catalog):
+            commit()
+        if self._exports is not None:
+            self._exports.reset()  # the exports keep no state: their caches are remade from the above
+
+    def compatibility(self) -> dict[str, Any]:
+        """Options a saved state only makes sense with: exported data follows the seed, time the clock."""
+        return {"seed": self.options.seed, "clock": self.clock.mode, "speed": self.clock.speed}
+
+    def summary(self) -> str:
+        """What the state holds, for the log line of a save."""
+        tenants = self.store.tenants.values()
+        datasets = sum(len(s.datasets) for s in tenants)
+        jobs = sum(len(s.jobs) for s in tenants)
+        batches = sum(len(s.batches) for s in tenants)
+        return f"{datasets} datasets, {jobs} jobs, {batches} batches, {len(self.tokens)} tokens"

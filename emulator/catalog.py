@@ -11,7 +11,17 @@ from emulator.clock import Clock
 from emulator.errors import BadRequest, NotFound
 from emulator.lifecycle import CANCELLED, FAILED, SUCCEEDED
 from emulator.params import int_param, optional_int
-from emulator.store import Batch, Dataset, Store, Tenant
+from emulator.store import (
+    Batch,
+    Dataset,
+    ExportJob,
+    Store,
+    Tenant,
+    batch_from_state,
+    batch_state,
+    dataset_from_state,
+    dataset_state,
+)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
@@ -86,6 +96,48 @@ class Catalog:
         if before is not None:
             found = [b for b in found if b.job.progress.created_ms < before]
         return _page(found, query, BATCH_ORDER)
+
+    # -- state file (emulator/persistence.py) ---------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Every tenant's datasets and batches (deleted jobs' batches too: they stay), the id generator."""
+        version, internal, gauss = self._ids.getstate()
+        return {
+            "ids": [version, list(internal), gauss],
+            "tenants": [
+                {
+                    "org": tenant.org,
+                    "sandbox": tenant.sandbox,
+                    "datasets": [dataset_state(d) for d in state.datasets.values()],
+                    "batches": [batch_state(b) for b in state.batches.values()],
+                }
+                for tenant, state in self.store.tenants.items()
+                if state.datasets or state.batches
+            ],
+        }
+
+    def restore(self, state: Mapping[str, Any], jobs: Mapping[int, ExportJob]) -> Callable[[], None]:
+        """Check a saved `state()` whose batches belong to `jobs`; the returned commit puts it in place (it
+        cannot fail) into a store the jobs were restored to."""
+        version, internal, gauss = state["ids"]
+        ids = random.Random()
+        ids.setstate((int(version), tuple(int(n) for n in internal), gauss))  # raises here, not in commit
+        tenants: dict[Tenant, tuple[dict[str, Dataset], dict[str, Batch]]] = {}
+        for saved in state["tenants"]:
+            tenant = Tenant(str(saved["org"]), str(saved["sandbox"]))
+            if tenant in tenants:
+                raise ValueError(f"tenant {tenant} appears twice")
+            datasets = [dataset_from_state(tenant, d) for d in saved["datasets"]]
+            batches = [batch_from_state(tenant, b, jobs) for b in saved["batches"]]
+            tenants[tenant] = ({d.id: d for d in datasets}, {b.id: b for b in batches})
+
+        def commit() -> None:
+            self._ids = ids
+            for tenant, (datasets, batches) in tenants.items():
+                state = self.store.tenant(tenant)
+                state.datasets, state.batches = datasets, batches
+
+        return commit
 
 
 def batch_status(batch: Batch) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from emulator.options import ClockMode
 
@@ -19,6 +21,8 @@ class Clock:
         self._start_ms = start_ms if start_ms is not None else int(time.time() * 1000)
         self._offset_ms = 0
         self._started_monotonic = time.monotonic()
+        # The same instant on the wall clock: what a state file keeps of a real clock's run (see state()).
+        self._started_wall_ms = int(time.time() * 1000)
 
     @property
     def start_ms(self) -> int:
@@ -40,3 +44,26 @@ class Clock:
     def reset(self) -> None:
         """Forget advances: a manual clock goes back to its start instant; a real one keeps running."""
         self._offset_ms = 0
+
+    def state(self) -> dict[str, Any]:
+        """What a restart keeps. A real clock runs on while the emulator is down: it keeps the wall time its
+        run started at, which (unlike "now") stays the same from one save to the next."""
+        return {
+            "startMs": self._start_ms,
+            "advancedMs": self._offset_ms,
+            "startedWallMs": self._started_wall_ms,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> Callable[[], None]:
+        """Check a saved `state()`; the returned commit puts it in place (it cannot fail). A manual clock
+        comes back at the instant it was saved at; a real one as if it had run all along (at its speed)."""
+        start_ms, offset_ms = int(state["startMs"]), int(state["advancedMs"])
+        started_wall_ms = int(state["startedWallMs"])
+
+        def commit() -> None:
+            self._start_ms, self._offset_ms = start_ms, offset_ms
+            wall_ms = int(time.time() * 1000)
+            self._started_wall_ms = min(started_wall_ms, wall_ms)  # a wall clock set back: no time ran
+            self._started_monotonic = time.monotonic() - (wall_ms - self._started_wall_ms) / 1000
+
+        return commit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
@@ -19,7 +19,15 @@ from emulator.lifecycle import DATASET_WRITE, PROCESSING, STATUSES, SUCCEEDED, J
 from emulator.options import DEFAULT_MAX_JOBS_PER_TENANT
 from emulator.params import int_param
 from emulator.scenarios import Choice, Scenario, ScenarioRegistry
-from emulator.store import Batch, ExportJob, Store, Tenant, TenantState
+from emulator.store import (
+    Batch,
+    ExportJob,
+    Store,
+    Tenant,
+    TenantState,
+    job_from_state,
+    job_state,
+)
 from emulator.timestamps import rfc3339_ms
 
 DEFAULT_LIMIT = 50
@@ -265,6 +273,65 @@ class ExportJobs:
             ):
                 continue
             yield job
+
+    # -- state file (emulator/persistence.py) ---------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Every job a tenant keeps (listed, or deleted with its data kept), the scenarios they were created
+        with (each saved once), the per-tenant fault counters, and the last job id."""
+        scenarios: dict[int, tuple[int, Scenario]] = {}  # id() -> (index, scenario); all alive meanwhile
+        tenants = [
+            {
+                "org": tenant.org,
+                "sandbox": tenant.sandbox,
+                "faultHits": [
+                    [name, operation, hits] for (name, operation), hits in state.fault_hits.items()
+                ],
+                "jobs": [
+                    job_state(
+                        job,
+                        job.id in state.jobs,
+                        scenarios.setdefault(id(job.scenario), (len(scenarios), job.scenario))[0],
+                    )
+                    for job in state.exports.values()
+                ],
+            }
+            for tenant, state in self.store.tenants.items()
+            if state.exports or state.fault_hits
+        ]
+        saved = [self.scenarios.saved(scenario) for _, scenario in scenarios.values()]
+        return {"lastJobId": self.store.last_job_id, "scenarios": saved, "tenants": tenants}
+
+    def restore(self, state: Mapping[str, Any]) -> tuple[Callable[[], None], dict[int, ExportJob]]:
+        """Check a saved `state()`: the commit that puts it into an emptied store (it cannot fail), and the
+        jobs by id (their batches are the catalog's)."""
+        table = dict(enumerate(self.scenarios.revive(saved) for saved in state["scenarios"]))
+        last_job_id = int(state["lastJobId"])
+        jobs: dict[int, ExportJob] = {}
+        tenants: dict[Tenant, tuple[list[ExportJob], dict[tuple[str, str], int]]] = {}
+        for saved in state["tenants"]:
+            tenant = Tenant(str(saved["org"]), str(saved["sandbox"]))
+            if tenant in tenants:
+                raise ValueError(f"tenant {tenant} appears twice")
+            listed: list[ExportJob] = []
+            for raw in saved["jobs"]:
+                job = jobs[int(raw["id"])] = job_from_state(tenant, raw, table[raw["scenario"]])
+                listed += [job] if raw["listed"] else []
+            hits = {(str(name), str(op)): int(count) for name, op, count in saved["faultHits"]}
+            tenants[tenant] = (sorted(listed, key=lambda one: one.index_key), hits)
+        if len(jobs) != sum(len(saved["jobs"]) for saved in state["tenants"]):
+            raise ValueError("a job id appears twice")
+
+        def commit() -> None:
+            self.store.last_job_id = last_job_id
+            for job in sorted(jobs.values(), key=lambda one: one.id):  # kept in creation order
+                self.store.tenant(job.tenant).exports[job.id] = job
+            for tenant, (listed, hits) in tenants.items():
+                self.store.tenant(tenant).fault_hits = hits
+                for job in listed:
+                    self.store.tenant(tenant).add_job(job)
+
+        return commit, jobs
 
 
 def parse_list_query(params: Mapping[str, str]) -> ListQuery:

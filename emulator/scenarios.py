@@ -5,13 +5,14 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from emulator import yamldoc
 from emulator.errors import BadRequest
 from emulator.faults import Fault, by_operation, parse_fault
 from emulator.lifecycle import CANCELLED, DATASET_WRITE, PROCESSING, TERMINAL, JobError, Step
@@ -164,10 +165,9 @@ def _check_steps(raw_steps: list[dict[str, Any]], source: str) -> None:
 def parse_text(text: str, *, source: str, name: str | None = None, check_schema: bool = True) -> Scenario:
     """A scenario from YAML (JSON is YAML too)."""
     try:
-        document = _load_yaml(text)
+        document = yamldoc.load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        where = yamldoc.error_location(exc)
         raise ScenarioError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if _expands_beyond(document, MAX_DOCUMENT_VALUES):
         # YAML aliases can nest a few hundred bytes into billions of values; validating (or merely
@@ -195,20 +195,6 @@ def _expands_beyond(document: Any, limit: int) -> bool:
         elif isinstance(value, list):
             pending.extend(value)
     return False
-
-
-# libyaml's parser when PyYAML was built with it: 9x faster, which is most of loading the bundled scenarios
-# at every start. The same constructor builds the values; errors are worded by the pure-Python parser.
-_LIBYAML_LOADER = getattr(yaml, "CSafeLoader", None)
-
-
-def _load_yaml(text: str) -> Any:
-    if _LIBYAML_LOADER is not None:
-        try:
-            return yaml.load(text, Loader=_LIBYAML_LOADER)
-        except yaml.YAMLError:
-            pass  # parse again below: the same error, in the words the emulator has always used
-    return yaml.safe_load(text)
 
 
 def load_file(path: Path, *, check_schema: bool = True) -> Scenario:
@@ -247,6 +233,13 @@ def bundled() -> list[Scenario]:
     """The scenarios shipped with the emulator. Their schema check is part of the test suite
     (tests/unit/test_scenarios.py), not of every start: compiling the check costs a start 10-20 ms."""
     return load_paths([bundled_dir("scenarios")], check_schema=False)
+
+
+@dataclass(frozen=True)
+class Choice:
+    scenario: Scenario
+    queued: bool = False  # taken from the queue (POST /_emulator/scenarios/next)
+    overrode: str | None = None  # the scenario the client requested, when the queue won over it
 
 
 class ScenarioRegistry:
@@ -315,12 +308,47 @@ class ScenarioRegistry:
         if choice.queued and self._queued:
             self._queued.popleft()
 
+    # -- state file (emulator/persistence.py) ---------------------------------------------------
 
-@dataclass(frozen=True)
-class Choice:
-    scenario: Scenario
-    queued: bool = False  # taken from the queue (POST /_emulator/scenarios/next)
-    overrode: str | None = None  # the scenario the client requested, when the queue won over it
+    def state(self) -> dict[str, Any]:
+        """The scenarios uploaded through the control plane (the others load from the flags again), the
+        default and the queue."""
+        uploaded = [self.saved(s) for name, s in self.scenarios.items() if self._startup.get(name) is not s]
+        return {"uploaded": uploaded, "default": self.default, "queued": list(self._queued)}
+
+    def restore(self, state: Mapping[str, Any]) -> Callable[[], None]:
+        """Check a saved `state()`; the returned commit puts it in place (it cannot fail). Uploaded scenarios
+        override the flags' ones of the same name, as they did before the restart."""
+        scenarios = dict(self._startup)
+        for saved in state["uploaded"]:
+            scenario = self.revive(saved)
+            scenarios[scenario.name] = scenario
+        default = str(state["default"])
+        queued = deque(str(name) for name in state["queued"])
+        for name in {default, *queued}:
+            if name not in scenarios:
+                raise ValueError(
+                    f"scenario '{name}' is the default or queued but is not loaded (was a file removed?)"
+                )
+
+        def commit() -> None:
+            self.scenarios, self.default, self._queued = scenarios, default, queued
+
+        return commit
+
+    @staticmethod
+    def saved(scenario: Scenario) -> dict[str, str]:
+        """A scenario as a state file keeps it: its text, parsed again on load (see `revive`)."""
+        return {"name": scenario.name, "source": scenario.source, "text": scenario.text}
+
+    def revive(self, saved: Mapping[str, Any]) -> Scenario:
+        """A `saved` scenario: the one the flags loaded when it is the same, else parsed from its text (so a
+        job keeps exactly the scenario it was created with, even if its file changed since)."""
+        name, source, text = str(saved["name"]), str(saved["source"]), str(saved["text"])
+        current = self._startup.get(name)
+        if current is not None and current.text == text and current.source == source:
+            return current
+        return parse_text(text, source=source, name=name)
 
 
 def _step(raw: Mapping[str, Any]) -> Step:
@@ -340,7 +368,7 @@ def _error(raw: Mapping[str, Any]) -> JobError:
 
 def _located(error: ValidationError) -> tuple[str, str]:
     """The YAML path and reason of a schema violation; an unknown key is named in the path itself."""
-    path = _yaml_path(error.absolute_path)
+    path = yamldoc.path(error.absolute_path)
     schema = error.schema
     if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
         allowed = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
@@ -349,13 +377,6 @@ def _located(error: ValidationError) -> tuple[str, str]:
             where = f"{path}.{unknown[0]}" if path else unknown[0]
             return where, f"unknown key (allowed: {', '.join(allowed)})"
     return path, error.message
-
-
-def _yaml_path(parts: Iterable[Any]) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def _dotted(document: Mapping[str, Any], path: str) -> Any:

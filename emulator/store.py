@@ -1,14 +1,15 @@
-"""Tenant-partitioned in-memory state: the objects, keyed by id, and an ordered index for job listing."""
+"""Tenant-partitioned in-memory state: the objects, keyed by id, and an ordered index for job listing; and
+each object's saved form (what a state file keeps of it, see emulator/persistence.py)."""
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from emulator import lifecycle
-from emulator.lifecycle import Progress, Transition
+from emulator.lifecycle import JobError, Progress, Transition
 from emulator.scenarios import Scenario
 
 
@@ -27,6 +28,7 @@ class Dataset:
     created_ms: int
     body: dict[str, Any]
     client_id: str
+    saved: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # see dataset_state
 
 
 @dataclass
@@ -43,6 +45,8 @@ class ExportJob:
     # The job's wire form, encoded once per displayed state (see api/export_jobs._job_bytes): the
     # transitions it was encoded at, and the bytes.
     wire: tuple[tuple[Transition, ...], bytes] | None = field(default=None, compare=False, repr=False)
+    # The job's saved form (see job_state) and what it was made from: progress, listed, scenario index.
+    saved: tuple[Progress, bool, int, dict[str, Any]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def index_key(self) -> tuple[int, int]:
@@ -63,6 +67,7 @@ class Batch:
     job: ExportJob
     segment: dict[str, Any] | None
     client_id: str
+    saved: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # see batch_state
 
 
 @dataclass
@@ -134,3 +139,114 @@ class Store:
             self.last_job_id = 0
         else:
             self.tenants.pop(tenant, None)
+
+
+# -- saved forms: JSON-able dicts, and back (KeyError, TypeError or ValueError when malformed) -----------
+# Each object keeps its saved form until it changes, so a state file save with 100,000 jobs builds only
+# what changed since the last one, and can tell that nothing did without encoding anything (see Saver).
+# The forms are shared: read them, never change them.
+
+
+def dataset_state(dataset: Dataset) -> dict[str, Any]:
+    if dataset.saved is None:  # a dataset never changes
+        dataset.saved = {
+            "id": dataset.id,
+            "createdMs": dataset.created_ms,
+            "body": dataset.body,
+            "clientId": dataset.client_id,
+        }
+    return dataset.saved
+
+
+def dataset_from_state(tenant: Tenant, saved: Mapping[str, Any]) -> Dataset:
+    body = saved["body"]
+    if not isinstance(body, dict):
+        raise TypeError(f"dataset {saved['id']}: body is not an object")
+    return Dataset(str(saved["id"]), tenant, int(saved["createdMs"]), body, str(saved["clientId"]))
+
+
+def batch_state(batch: Batch) -> dict[str, Any]:
+    if batch.saved is None:  # a batch never changes (its status is its job's)
+        batch.saved = {
+            "id": batch.id,
+            "datasetId": batch.dataset_id,
+            "job": batch.job.id,
+            "segment": batch.segment,
+            "clientId": batch.client_id,
+        }
+    return batch.saved
+
+
+def batch_from_state(tenant: Tenant, saved: Mapping[str, Any], jobs: Mapping[int, ExportJob]) -> Batch:
+    segment = saved["segment"]
+    if segment is not None and not isinstance(segment, dict):
+        raise TypeError(f"batch {saved['id']}: segment is not an object")
+    job = jobs.get(int(saved["job"]))
+    if job is None or job.tenant != tenant:
+        raise ValueError(f"batch {saved['id']}: no job {saved['job']} in its tenant")
+    return Batch(str(saved["id"]), tenant, str(saved["datasetId"]), job, segment, str(saved["clientId"]))
+
+
+def job_state(job: ExportJob, listed: bool, scenario: int) -> dict[str, Any]:
+    """`listed` false: deleted by its owner, only its batches and files remain. The scenario is saved apart,
+    once for all the jobs that share it: `scenario` is its place in that list."""
+    progress = job.progress
+    kept = job.saved
+    # Progress is an immutable value, replaced on every change; fault counters change in place.
+    if (
+        kept is not None
+        and kept[0] is progress
+        and kept[1] is listed
+        and kept[2] == scenario
+        and kept[3]["faultHits"] == job.fault_hits
+    ):
+        return kept[3]
+    form = {
+        "id": job.id,
+        "listed": listed,
+        "request": job.request,
+        "scenario": scenario,
+        "requestId": job.request_id,
+        "batchIds": list(job.batch_ids),
+        "profileInstanceId": job.profile_instance_id,
+        "faultHits": dict(job.fault_hits),
+        "progress": {
+            "step": progress.step,
+            "pollsInStep": progress.polls_in_step,
+            "transitions": [[t.status, t.at_ms, t.phase] for t in progress.transitions],
+            "errors": [[e.code, e.msg, e.call_stack] for e in progress.errors],
+            "pinned": progress.pinned,
+        },
+    }
+    job.saved = (progress, listed, scenario, form)
+    return form
+
+
+def job_from_state(tenant: Tenant, saved: Mapping[str, Any], scenario: Scenario) -> ExportJob:
+    progress = saved["progress"]
+    transitions = tuple(
+        Transition(str(status), int(at_ms), None if phase is None else str(phase))
+        for status, at_ms, phase in progress["transitions"]
+    )
+    if not transitions:
+        raise ValueError(f"job {saved['id']} has no transitions")
+    request = saved["request"]
+    if not isinstance(request, dict) or not isinstance(request.get("destination"), dict):
+        raise TypeError(f"job {saved['id']}: request is not an export-job request")
+    return ExportJob(
+        id=int(saved["id"]),
+        tenant=tenant,
+        request=request,
+        scenario=scenario,
+        request_id=str(saved["requestId"]),
+        batch_ids=tuple(str(b) for b in saved["batchIds"]),
+        progress=Progress(
+            step=int(progress["step"]),
+            polls_in_step=int(progress["pollsInStep"]),
+            transitions=transitions,
+            errors=tuple(JobError(str(c), str(m), str(s)) for c, m, s in progress["errors"]),
+            pinned=bool(progress["pinned"]),
+        ),
+        profile_instance_id=str(saved["profileInstanceId"]),
+        fault_hits={str(k): int(v) for k, v in saved["faultHits"].items()},
+    )

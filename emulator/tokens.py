@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from emulator import yamldoc
 from emulator.errors import OAuthError
 from emulator.options import TOKEN_LIFETIME_SECONDS
 from emulator.validation import Schemas, bundled_schemas
@@ -63,16 +64,15 @@ def load_credentials(path: Path | None, schemas: Schemas | None = None) -> Crede
     if path is None:
         return None
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yamldoc.load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise CredentialsError(str(path), "", f"cannot read: {exc}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        where = yamldoc.error_location(exc)
         raise CredentialsError(str(path), where, f"not valid YAML or JSON: {exc}") from None
     error = (schemas or bundled_schemas()).first_error(CREDENTIALS_SCHEMA, document)
     if error is not None:
-        raise CredentialsError(str(path), _dotted(error.absolute_path), error.message)
+        raise CredentialsError(str(path), yamldoc.path(error.absolute_path), error.message)
     clients: dict[str, Any] = document["clients"]
     return Credentials(
         {
@@ -131,9 +131,34 @@ class Tokens:
         """Forget minted tokens (the credentials file stays)."""
         self._tokens.clear()
 
+    def __len__(self) -> int:
+        return len(self._tokens)
 
-def _dotted(parts: Any) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+    def state(self) -> list[dict[str, Any]]:
+        """The minted tokens, oldest first (the credentials file is read again at start)."""
+        return [
+            {
+                "value": token.value,
+                "clientId": token.client_id,
+                "expiresMs": token.expires_ms,
+                "orgs": None if token.orgs is None else sorted(token.orgs),
+            }
+            for token in self._tokens.values()
+        ]
+
+    def restore(self, state: list[Mapping[str, Any]]) -> Callable[[], None]:
+        """Check a saved `state()`; the returned commit puts it in place (it cannot fail)."""
+        tokens = {
+            str(saved["value"]): Token(
+                value=str(saved["value"]),
+                client_id=str(saved["clientId"]),
+                expires_ms=int(saved["expiresMs"]),
+                orgs=None if saved["orgs"] is None else frozenset(str(org) for org in saved["orgs"]),
+            )
+            for saved in state
+        }
+
+        def commit() -> None:
+            self._tokens = tokens
+
+        return commit

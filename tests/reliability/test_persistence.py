@@ -123,7 +123,7 @@ async def test_every_kind_of_object_survives_a_restart(tmp_path: Path) -> None:
         before = await observe(aep)
     # Shutting the app down saved it; a new emulator loads it.
     assert path.exists()
-    assert persistence.snapshot(Backend(options(path))) == persistence.snapshot(first_backend)
+    assert Backend(options(path)).state() == first_backend.state()
     async with TestClient(TestServer(create_app(options(path)))) as client:
         aep = Aep(client)
         assert await observe(aep) == before
@@ -176,26 +176,28 @@ async def test_a_job_keeps_the_scenario_it_was_created_with(tmp_path: Path) -> N
         assert mine["description"] == "uploaded again"
 
 
-def test_the_snapshot_is_plain_json_and_restores_to_the_same(tmp_path: Path) -> None:
+def test_the_state_is_plain_json_and_restores_to_the_same(tmp_path: Path) -> None:
     backend = Backend(Options(clock="manual", start_time_ms=START_MS))
-    document = persistence.snapshot(backend)
-    assert json.loads(json.dumps(document)) == document
+    state = backend.state()
+    assert json.loads(json.dumps(state)) == state
     again = Backend(Options(clock="manual", start_time_ms=START_MS + 5))
-    persistence.restore(again, json.loads(json.dumps(document)))
-    assert persistence.snapshot(again) == document
+    again.restore(json.loads(json.dumps(state)))
+    assert again.state() == state
 
 
 def test_a_failed_restore_changes_nothing(tmp_path: Path) -> None:
     backend = Backend(Options(clock="manual", start_time_ms=START_MS))
-    document = persistence.snapshot(backend)
-    document["tenants"] = [
-        {"org": "o", "sandbox": "s", "faultHits": [], "datasets": [], "jobs": [], "batches": [{}]}
-    ]
-    document["ids"]["lastJobId"] = 99
-    before = persistence.snapshot(backend)
+    state = backend.state()
+    # Good parts for every component but the last one restored (the catalog), which is malformed.
+    state["clock"]["advancedMs"] = 5000
+    state["tokens"] = [{"value": "t", "clientId": "c", "expiresMs": START_MS + 1, "orgs": None}]
+    state["scenarios"]["default"] = "failure"
+    state["jobs"]["lastJobId"] = 99
+    state["catalog"]["tenants"] = [{"org": "o", "sandbox": "s", "datasets": [], "batches": [{}]}]
+    before = backend.state()
     with pytest.raises(StateError, match="malformed"):
-        persistence.restore(backend, document)
-    assert persistence.snapshot(backend) == before
+        backend.restore(state)
+    assert backend.state() == before
 
 
 def test_the_file_is_written_atomically_and_privately(tmp_path: Path) -> None:
@@ -311,7 +313,9 @@ def refused(path: Path, *args: str) -> str:
         (b'{"something": "else"}', "not an aep-emulator state file"),
         (b'{"format": "aep-emulator-state", "version": 999}', "version 999 is not supported"),
         (b'{"format": "aep-emulator-state", "version": "1"}', "version '1' is not supported"),
-        (b'{"format": "aep-emulator-state", "version": 1}', "malformed"),
+        (b'{"format": "aep-emulator-state", "version": 1}', "version 1 is not supported"),
+        (b'{"format": "aep-emulator-state", "version": 2}', "malformed"),
+        (b'{"format": "aep-emulator-state", "version": 2, "compatibility": {}}', "malformed"),
     ],
 )
 def test_a_corrupt_or_incompatible_file_is_a_one_line_error_and_is_kept(
@@ -329,7 +333,7 @@ def test_a_truncated_real_file_is_refused(tmp_path: Path) -> None:
     path.write_bytes(good[: len(good) // 2])
     assert "not valid JSON" in refused(path)
     tampered = json.loads(good)
-    tampered["tenants"][0]["jobs"][0]["scenario"] = "nope#0"
+    tampered["state"]["jobs"]["tenants"][0]["jobs"][0]["scenario"] = 99  # no such saved scenario
     path.write_text(json.dumps(tampered))
     assert "malformed" in refused(path)
 
@@ -364,7 +368,8 @@ def test_the_state_file_flag_has_its_environment_variable(serve: Start, tmp_path
     server = serve(env=env)
     create_things(server.url, "via env", 0)
     assert server.stop() == 0
-    assert json.loads(path.read_bytes())["tenants"][0]["datasets"][0]["body"] == {"name": "via env"}
+    state = json.loads(path.read_bytes())["state"]
+    assert state["catalog"]["tenants"][0]["datasets"][0]["body"] == {"name": "via env"}
 
 
 async def test_the_backend_of_an_app_with_a_state_file_is_the_restored_one(tmp_path: Path) -> None:
@@ -382,11 +387,11 @@ def test_a_real_clock_comes_back_as_if_it_had_kept_running() -> None:
     """A manual clock comes back where it was; a real one also counts the time the emulator was down."""
     backend = Backend(Options(clock="real", speed=10, start_time_ms=START_MS))
     backend.clock.advance(100)
-    document = persistence.snapshot(backend)
-    # Saved one minute ago, when the clock had run 5 s (emulator time) since its start.
-    document["savedAt"] = {"wallMs": int(time.time() * 1000) - 60_000, "clockMs": START_MS + 100_000 + 5_000}
+    state = backend.state()
+    # Saved one minute ago, when the clock had run 5 s (emulator time, 0.5 s of wall time) since its start.
+    state["clock"]["startedWallMs"] = int(time.time() * 1000) - 60_000 - 500
     restored = Backend(Options(clock="real", speed=10))
-    persistence.restore(restored, document)
+    restored.restore(state)
     expected = START_MS + 100_000 + 5_000 + 60_000 * 10
     slack = 300_000  # 30 s of wall time at speed 10, for a slow machine
     assert expected <= restored.clock.now_ms() < expected + slack

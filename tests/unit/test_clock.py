@@ -95,3 +95,82 @@ def test_real_clock_defaults_to_the_wall_clock_start(monkeypatch: pytest.MonkeyP
     assert clock.start_ms == 1_234_567_891
     assert clock.mode == "real"
     assert clock.speed == 1.0
+
+
+# -- state file: state() and restore() --------------------------------------------------------------------
+
+
+def test_a_manual_clock_comes_back_at_the_instant_it_was_saved_at(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeTime()
+    monkeypatch.setattr(clock_module, "time", fake)
+    clock = Clock("manual", start_ms=START_MS)
+    clock.advance(90.5)
+    state = clock.state()
+    fake.now += 3600
+    fake.wall += 3600  # down for an hour
+    again = Clock("manual", start_ms=START_MS + 5)
+    again.restore(state)()
+    assert again.now_ms() == START_MS + 90_500
+    again.reset()
+    assert again.now_ms() == START_MS  # the saved start instant, not the new clock's
+
+
+def test_a_real_clock_comes_back_as_if_it_had_kept_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeTime()
+    monkeypatch.setattr(clock_module, "time", fake)
+    clock = Clock("real", speed=10, start_ms=START_MS)
+    clock.advance(100)
+    fake.now += 0.5
+    fake.wall += 0.5
+    assert clock.now_ms() == START_MS + 100_000 + 5_000
+    state = clock.state()
+    fake.now += 60  # a minute of wall time until the next start (monotonic time is per process)
+    fake.wall += 60
+    again = Clock("real", speed=10)
+    again.restore(state)()
+    assert again.now_ms() == START_MS + 100_000 + 5_000 + 600_000
+    fake.now += 1
+    assert again.now_ms() == START_MS + 100_000 + 5_000 + 610_000  # and runs on
+
+
+def test_a_real_clocks_state_does_not_change_as_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """So a save of an idle emulator finds nothing new to write."""
+    fake = FakeTime()
+    monkeypatch.setattr(clock_module, "time", fake)
+    clock = Clock("real", start_ms=START_MS)
+    state = clock.state()
+    fake.now += 30
+    fake.wall += 30
+    assert clock.state() == state
+    again = Clock("real")
+    again.restore(state)()
+    assert again.state() == state
+
+
+def test_a_wall_clock_set_back_past_the_run_restarts_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run is kept as the wall time it began at: a machine clock set back before it counts as no run
+    (never as a negative one)."""
+    fake = FakeTime()
+    monkeypatch.setattr(clock_module, "time", fake)
+    clock = Clock("real", start_ms=START_MS)
+    clock.advance(5)
+    fake.now += 10
+    fake.wall += 10
+    state = clock.state()
+    fake.wall -= 3600
+    again = Clock("real")
+    again.restore(state)()
+    assert again.now_ms() == START_MS + 5_000
+    fake.now += 1
+    assert again.now_ms() == START_MS + 6_000
+
+
+@pytest.mark.parametrize(
+    "state",
+    [{}, {"startMs": "x", "advancedMs": 0, "startedWallMs": 0}, {"startMs": 1, "advancedMs": None}],
+)
+def test_a_malformed_clock_state_is_refused_before_anything_changes(state: dict[str, object]) -> None:
+    clock = Clock("manual", start_ms=START_MS)
+    with pytest.raises((KeyError, TypeError, ValueError)):
+        clock.restore(state)
+    assert clock.now_ms() == START_MS
