@@ -1,13 +1,10 @@
-"""Export jobs domain: create, read (a poll), list, cancel, force, and the job's wire form."""
+"""Export jobs domain: create, read (a poll), list, cancel, force, and the state a restart keeps."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from itertools import islice
 from typing import Any
 
 from emulator import lifecycle
@@ -15,9 +12,9 @@ from emulator.catalog import Catalog
 from emulator.clock import Clock
 from emulator.errors import BadRequest, Conflict, NotFound, TooManyRequests
 from emulator.faults import Fault, take
-from emulator.lifecycle import DATASET_WRITE, PROCESSING, STATUSES, SUCCEEDED, JobError
+from emulator.job_listing import JobPage, ListQuery, first_page
+from emulator.lifecycle import JobError
 from emulator.options import DEFAULT_MAX_JOBS_PER_TENANT
-from emulator.params import int_param
 from emulator.scenarios import Choice, Scenario, ScenarioRegistry
 from emulator.store import (
     Batch,
@@ -30,34 +27,10 @@ from emulator.store import (
 )
 from emulator.timestamps import rfc3339_ms
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 1000
 DEFAULT_SEGMENT_NS = "ups"
 DEFAULT_SEGMENT_STATUS = ("realized", "existing")
-# ASCII digits only: `\d` also matches other scripts' digits, which int() may reject.
-_CURSOR = re.compile(r"([0-9]{1,18})_([0-9]{1,18})")
-_SKIP = re.compile(r"[0-9]{1,9}")
-# Past any real store; also keeps islice() within its index range for absurd start/page values.
-MAX_SKIP = 10**12
-SORT_FIELDS = {
-    "creationTime": "createdTime",
-    "createdTime": "createdTime",
-    "updateTime": "updateTime",
-}
-
 CANCELLING = "Export job has been marked for cancelling"
 DELETED = "Export job has been deleted"
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    limit: int
-    cursor: tuple[int, int] | None
-    skip: int
-    status: str | None
-    sort_field: str  # "createdTime" | "updateTime"
-    descending: bool
-    raw_sort: str | None
 
 
 @dataclass(frozen=True)
@@ -68,14 +41,6 @@ class Created:
     job: ExportJob | None
     fault: Fault | None
     choice: Choice
-
-
-@dataclass(frozen=True)
-class JobPage:
-    records: list[ExportJob]
-    query: ListQuery
-    page_offset: str
-    has_more: bool
 
 
 class ExportJobs:
@@ -240,39 +205,7 @@ class ExportJobs:
         raise NotFound(f"The export job '{job_id}' was not found")
 
     def list(self, tenant: Tenant, query: ListQuery) -> JobPage:
-        state = self.store.tenants.get(tenant) or TenantState()
-        candidates = self._ordered(state, query)
-        if query.status is not None:
-            candidates = (job for job in candidates if job.progress.status == query.status)
-        candidates = islice(candidates, query.skip, None)
-        records = list(islice(candidates, query.limit))
-        has_more = next(candidates, None) is not None
-        last = records[-1] if records else None
-        return JobPage(records, query, _cursor(last, query) if last else "", has_more)
-
-    def _ordered(self, state: TenantState, query: ListQuery) -> Iterator[ExportJob]:
-        if query.sort_field == "createdTime":
-            jobs = (
-                state.jobs_descending(query.cursor)
-                if query.descending
-                else state.jobs_ascending(query.cursor)
-            )
-            for job in jobs:
-                self.refresh(job)
-                yield job
-            return
-        # updateTime moves as jobs progress, so it has no standing index: sort on demand.
-        for job in state.jobs.values():
-            self.refresh(job)
-        keyed = sorted(((job.progress.updated_ms, job.id), job) for job in state.jobs.values())
-        if query.descending:
-            keyed.reverse()
-        for key, job in keyed:
-            if query.cursor is not None and (
-                key >= query.cursor if query.descending else key <= query.cursor
-            ):
-                continue
-            yield job
+        return first_page(self.store.tenants.get(tenant) or TenantState(), query, self.refresh)
 
     # -- state file (emulator/persistence.py) ---------------------------------------------------
 
@@ -334,58 +267,6 @@ class ExportJobs:
         return commit, jobs
 
 
-def parse_list_query(params: Mapping[str, str]) -> ListQuery:
-    limit = min(int_param(params, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
-    cursor = None
-    skip = int_param(params, "start", 0, minimum=0)
-    offset = params.get("offset")
-    if offset:
-        match = _CURSOR.fullmatch(offset)
-        if match:
-            cursor = (int(match.group(1)), int(match.group(2)))
-        elif _SKIP.fullmatch(offset):
-            skip += int(offset)
-        else:
-            raise BadRequest(
-                f"Query parameter 'offset' must be a cursor '<timeMs>_<id>' or a number, got '{offset}'"
-            )
-    page = int_param(params, "page", 1, minimum=1)
-    skip += (page - 1) * limit
-    status = params.get("status")
-    if status is not None and status.upper() not in STATUSES:
-        raise BadRequest(f"Query parameter 'status' must be one of {', '.join(STATUSES)}, got '{status}'")
-    raw_sort = params.get("sort")
-    sort_field, descending = "createdTime", True
-    if raw_sort:
-        name, _, direction = raw_sort.partition(":")
-        if name not in SORT_FIELDS or direction not in ("", "asc", "desc"):
-            raise BadRequest(
-                f"Query parameter 'sort' must be creationTime|updateTime[:asc|:desc], got '{raw_sort}'"
-            )
-        sort_field, descending = SORT_FIELDS[name], direction != "asc"
-    return ListQuery(
-        limit=limit,
-        cursor=cursor,
-        skip=min(skip, MAX_SKIP),
-        status=status.upper() if status else None,
-        sort_field=sort_field,
-        descending=descending,
-        raw_sort=raw_sort,
-    )
-
-
-def next_link(page: JobPage) -> str:
-    """Relative, like AEP's: `/export/jobs/?limit=N&offset=<cursor>`; "" on the last page."""
-    if not page.has_more:
-        return ""
-    link = f"/export/jobs/?limit={page.query.limit}&offset={page.page_offset}"
-    if page.query.status:
-        link += f"&status={page.query.status}"
-    if page.query.raw_sort:
-        link += f"&sort={page.query.raw_sort}"
-    return link
-
-
 TIMESTAMP_FIELDS = (
     ("filter", "segmentQualificationTime", "startTime"),
     ("filter", "segmentQualificationTime", "endTime"),
@@ -424,83 +305,6 @@ def normalize_request(request: dict[str, Any]) -> dict[str, Any]:
     if merge_policy is not None and "id" in merge_policy:
         merge_policy.setdefault("version", 1)
     return normalized
-
-
-def job_json(job: ExportJob, counters: tuple[int, dict[str, int]] | None = None) -> dict[str, Any]:
-    """The export job as AEP shows it; `counters` (total, by namespace) once it has succeeded."""
-    request = job.request
-    progress = job.progress
-    # Only the fields AEP shows: a client's own batchId/batches or unknown keys are not echoed.
-    destination: dict[str, Any] = {
-        "datasetId": request["destination"]["datasetId"],
-        "segmentPerBatch": request["destination"]["segmentPerBatch"],
-    }
-    if destination["segmentPerBatch"]:
-        destination["batches"] = [
-            {
-                "segmentId": segment["segmentId"],
-                "segmentNs": segment["segmentNs"],
-                "status": segment["status"],
-                "batchId": batch_id,
-            }
-            for segment, batch_id in zip(request["filter"]["segments"], job.batch_ids, strict=True)
-        ]
-    else:
-        destination["batchId"] = job.batch_ids[0]
-    body: dict[str, Any] = {
-        "id": job.id,
-        "jobType": "BATCH",
-        "destination": destination,
-        "schema": request["schema"],
-        "imsOrgId": job.tenant.org,
-        "status": progress.status,
-    }
-    for key in ("fields", "filter", "additionalFields", "mergePolicy", "evaluationInfo"):
-        if key in request:
-            body[key] = request[key]
-    body["profileInstanceId"] = job.profile_instance_id
-    if progress.errors:
-        body["errors"] = [error.to_json() for error in progress.errors]
-    body["metrics"] = _metrics(job, counters)
-    body["computeGatewayJobId"] = _gateway_ids(job)
-    body["creationTime"] = progress.created_ms
-    body["updateTime"] = progress.updated_ms
-    body["requestId"] = job.request_id
-    return body
-
-
-def _cursor(job: ExportJob, query: ListQuery) -> str:
-    time_ms = job.progress.updated_ms if query.sort_field == "updateTime" else job.progress.created_ms
-    return f"{time_ms}_{job.id}"
-
-
-def _metrics(job: ExportJob, counters: tuple[int, dict[str, int]] | None) -> dict[str, Any]:
-    timings = lifecycle.timings(job.progress)
-    metrics: dict[str, Any] = {"totalTime": timings.total.to_json()}
-    if timings.profile_export is not None:
-        metrics["profileExportTime"] = timings.profile_export.to_json()
-    if timings.dataset_write is not None:
-        metrics["aCPDatasetWriteTime"] = timings.dataset_write.to_json()
-    if counters is not None and job.progress.status == SUCCEEDED:
-        metrics["totalExportedProfileCounter"] = counters[0]
-        metrics["exportedProfileByNamespaceCounter"] = counters[1]
-    return metrics
-
-
-def _gateway_ids(job: ExportJob) -> dict[str, str]:
-    """AEP shows the compute job once processing starts, and the push job once data is written."""
-    transitions = job.progress.transitions
-    ids: dict[str, str] = {}
-    if job.progress.is_terminal or any(t.status == PROCESSING for t in transitions):
-        ids["exportJob"] = _compute_job_id("export", job.tenant, job.id)
-    if job.progress.status == SUCCEEDED or any(t.phase == DATASET_WRITE for t in transitions):
-        ids["pushJob"] = _compute_job_id("push", job.tenant, job.id)
-    return ids
-
-
-@lru_cache(maxsize=8192)  # shown on every read of a job; a name-based UUID costs microseconds to derive
-def _compute_job_id(kind: str, tenant: Tenant, job_id: int) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}-{tenant}-{job_id}"))
 
 
 def _job_number(job_id: str) -> int:

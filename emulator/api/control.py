@@ -10,7 +10,7 @@ from emulator import __version__, openapi
 from emulator.api.common import JSON, backend_of, json_response, read_json
 from emulator.backend import Backend
 from emulator.errors import BadRequest, PayloadTooLarge
-from emulator.jobs import job_json
+from emulator.job_view import job_json
 from emulator.lifecycle import JobError
 from emulator.options import DEFAULT_SANDBOX
 from emulator.scenarios import ScenarioError, parse_text

@@ -8,7 +8,8 @@ from aiohttp import web
 from emulator.api.common import JOURNAL_NOTE, JSON, backend_of, client_request_id, json_response, read_json
 from emulator.backend import Backend
 from emulator.gateway import CLIENT_ID, tenant_of
-from emulator.jobs import job_json, next_link, parse_list_query
+from emulator.job_listing import next_link, parse_list_query
+from emulator.job_view import job_json
 from emulator.jsonio import dumps
 from emulator.store import ExportJob
 
