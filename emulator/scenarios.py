@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -267,6 +267,18 @@ def bundled() -> list[Scenario]:
     """The scenarios shipped with the emulator. Their schema check is part of the test suite
     (tests/unit/test_scenarios.py), not of every start: compiling the check costs a start 10-20 ms."""
     return load_paths([bundled_dir("scenarios")], check_schema=False)
+
+
+def startup_scenarios(paths: Iterable[Path], notice: Callable[[str], None]) -> list[Scenario]:
+    """The bundled scenarios and those in `paths`, as a server starts with them: a user scenario named like
+    a bundled one replaces it (in its place, so `match` order holds), and `notice` is told in one line."""
+    merged = {scenario.name: scenario for scenario in bundled()}
+    for scenario in load_paths(paths):
+        replaced = merged.get(scenario.name)
+        if replaced is not None:
+            notice(f"scenario '{scenario.name}' from {scenario.source} replaces the bundled one")
+        merged[scenario.name] = scenario
+    return list(merged.values())
 
 
 class ScenarioRegistry:
