@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tomllib
@@ -119,3 +121,26 @@ def test_the_curl_snippets_work_as_pasted(marker: str, aep_emulator: Any, tmp_pa
     if marker == "the next job follows":
         assert '"status": "FAILED"' in result.stdout
         assert [job["job"]["status"] for job in aep_emulator.jobs()] == ["FAILED", "FAILED"]
+
+
+@pytest.mark.skipif(
+    shutil.which("curl") is None or shutil.which("bash") is None, reason="needs bash and curl"
+)
+def test_the_standalone_server_snippet_works_as_pasted() -> None:
+    """`aep-emulator serve --port 8080 &`, wait, run the walkthrough script (on a free port, not 8080)."""
+    [snippet] = [block for block in bash_blocks() if "aep-emulator serve --port 8080 &" in block]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = f"set -euo pipefail\n{snippet.replace('8080', str(port))}\nkill %1\nwait\n"
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # this venv's aep-emulator
+    result = subprocess.run(
+        ["bash", "-c", script],
+        cwd=README.parent,
+        env={**os.environ, "PATH": path},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
