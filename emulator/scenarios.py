@@ -274,8 +274,7 @@ def startup_scenarios(paths: Iterable[Path], notice: Callable[[str], None]) -> l
     a bundled one replaces it (in its place, so `match` order holds), and `notice` is told in one line."""
     merged = {scenario.name: scenario for scenario in bundled()}
     for scenario in load_paths(paths):
-        replaced = merged.get(scenario.name)
-        if replaced is not None:
+        if scenario.name in merged:
             notice(f"scenario '{scenario.name}' from {scenario.source} replaces the bundled one")
         merged[scenario.name] = scenario
     return list(merged.values())
