@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from emulator.jobs import ExportJobs
 from emulator.journal import Journal
 from emulator.lifecycle import SUCCEEDED
 from emulator.options import Options
-from emulator.scenarios import ScenarioRegistry, bundled, load_paths
+from emulator.scenarios import ScenarioRegistry, startup_scenarios
 from emulator.store import Batch, ExportJob, Store, Tenant
 from emulator.tokens import Tokens, load_credentials
 from emulator.validation import Schemas, bundled_schemas
@@ -22,9 +23,15 @@ from emulator.validation import Schemas, bundled_schemas
 if TYPE_CHECKING:
     from emulator.exportdata import Exports
 
+_log = logging.getLogger(__name__)
+
 
 class Backend:
-    def __init__(self, options: Options, schemas: Schemas | None = None):
+    def __init__(
+        self, options: Options, schemas: Schemas | None = None, notice: Callable[[str], None] | None = None
+    ):
+        """`notice` hears what a start decided on its own (a user scenario replacing a bundled one);
+        a warning in the log by default."""
         self.options = options
         self.schemas = schemas or bundled_schemas()
         self.clock = Clock(options.clock, options.speed, options.start_time_ms)
@@ -33,7 +40,7 @@ class Backend:
         self.journal = Journal(options.journal_limit)
         self.faults = Faults()
         self.scenarios = ScenarioRegistry(
-            bundled() + load_paths(options.scenario_paths), options.default_scenario
+            startup_scenarios(options.scenario_paths, notice or _log.warning), options.default_scenario
         )
         self.catalog = Catalog(self.store, self.clock, options.seed)
         self.jobs = ExportJobs(

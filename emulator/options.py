@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -46,4 +46,3 @@ class Options:
     max_jobs_per_tenant: int = DEFAULT_MAX_JOBS_PER_TENANT
     journal_limit: int = DEFAULT_JOURNAL_LIMIT  # entries; the oldest is evicted first
     file_cache_bytes: int = DEFAULT_FILE_CACHE_BYTES  # exported files kept in an LRU cache
-    extra: dict[str, str] = field(default_factory=dict)

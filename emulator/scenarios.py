@@ -235,6 +235,17 @@ def bundled() -> list[Scenario]:
     return load_paths([bundled_dir("scenarios")], check_schema=False)
 
 
+def startup_scenarios(paths: Iterable[Path], notice: Callable[[str], None]) -> list[Scenario]:
+    """The bundled scenarios and those in `paths`, as a server starts with them: a user scenario named like
+    a bundled one replaces it (in its place, so `match` order holds), and `notice` is told in one line."""
+    merged = {scenario.name: scenario for scenario in bundled()}
+    for scenario in load_paths(paths):
+        if scenario.name in merged:
+            notice(f"scenario '{scenario.name}' from {scenario.source} replaces the bundled one")
+        merged[scenario.name] = scenario
+    return list(merged.values())
+
+
 @dataclass(frozen=True)
 class Choice:
     scenario: Scenario

@@ -220,10 +220,10 @@ def test_flags_override_environment(start: Start) -> None:
         (["serve", "--start-time", "2024-01-01T00:00:00"], "--start-time"),
         (["serve", "--auth", "maybe"], "--auth"),
         (["serve", "--port", "0", "--default-scenario", "nope"], "nope"),
-        ([], "command"),
         (["frobnicate"], "frobnicate"),
-        (["scenarios"], "scenarios_command"),
-        (["scenarios", "validate"], "paths"),
+        (["scenarios", "validate"], "PATH"),
+        (["scenarios", "frobnicate"], "frobnicate"),
+        (["openapi", "--indent", "-1"], "--indent"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(args: list[str], named: str) -> None:
@@ -244,6 +244,8 @@ def test_bad_flags_exit_2_with_one_line(args: list[str], named: str) -> None:
 def test_bad_environment_values_exit_2_with_one_line(variable: str, value: str) -> None:
     line = one_error_line(run("serve", env=clean_env(**{"AEP_EMULATOR_PORT": "0", variable: value})))
     assert value in line
+    assert f"environment variable {variable}: " in line  # the variable, not the flag it stands for
+    assert "argument --" not in line
 
 
 @pytest.mark.parametrize(
@@ -258,7 +260,9 @@ def test_bad_environment_choices_exit_2_with_one_line(variable: str, value: str)
         pytest.fail(f"{variable}={value} was accepted: {line!r}")
     stdout, stderr = process.communicate(timeout=TIMEOUT)
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    assert value.lower() in one_error_line(result).lower()
+    line = one_error_line(result)
+    assert value.lower() in line.lower()
+    assert f"environment variable {variable}: invalid choice" in line
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from emulator.options import Options
-from emulator.pytest_plugin import EmulatorServer
+from emulator.runner import EmulatorServer
 from tests.conftest import assert_matches
 from tests.contract.cases import CASES
 from tests.contract.support import DRIFT_REQUIRED, DriftConfig

@@ -163,7 +163,7 @@ def test_cli_flag_and_environment_variable() -> None:
     refused = run("serve", "--validation", "loose")
     assert "--validation" in one_error_line(refused)
     from_env = run("serve", env=clean_env(AEP_EMULATOR_VALIDATION="sometimes"))
-    assert "argument --validation: invalid choice: 'sometimes'" in one_error_line(from_env)
+    assert "AEP_EMULATOR_VALIDATION: invalid choice: 'sometimes'" in one_error_line(from_env)
 
 
 def test_served_lenient_by_environment_variable(start: Start) -> None:  # noqa: F811

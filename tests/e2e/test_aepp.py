@@ -22,7 +22,8 @@ import requests
 from aepp import catalog, customerprofile, dataaccess, segmentation
 
 from emulator.options import Options
-from emulator.pytest_plugin import AepEmulator, EmulatorServer
+from emulator.runner import EmulatorServer
+from emulator.testing import AepEmulator
 from tests.conftest import ORG, PROFILE_UNION, assert_matches
 
 SCOPES = "openid,AdobeID,read_organizations,additional_info.projectedProductContext,session"

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from aepp import catalog, dataaccess, segmentation
 
-from emulator.pytest_plugin import AepEmulator
+from emulator.testing import AepEmulator
 
 # -- your code ------------------------------------------------------------------------------------
 

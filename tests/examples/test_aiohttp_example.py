@@ -17,7 +17,7 @@ import aiohttp
 import pyarrow.parquet as pq
 import pytest
 
-from emulator.pytest_plugin import AepEmulator
+from emulator.testing import AepEmulator
 
 # -- your code ------------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 import requests
 
-from emulator.pytest_plugin import AepEmulator
+from emulator.testing import AepEmulator
 
 
 def test_profile_export_succeeds(aep_emulator: AepEmulator) -> None:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from emulator.pytest_plugin import AepEmulator
+from emulator.testing import AepEmulator
 
 # -- your code ------------------------------------------------------------------------------------
 

@@ -64,8 +64,12 @@ def _cli() -> list[str]:
 @pytest.fixture(scope="module")
 def running_emulator() -> Iterator[str]:
     """`aep-emulator serve --port 0 --clock manual`, as a user would start it; yields its URL."""
+    yield from _serve("--port", "0", "--clock", "manual")
+
+
+def _serve(*args: str) -> Iterator[str]:
     process = subprocess.Popen(
-        [*_cli(), "serve", "--port", "0", "--clock", "manual"],
+        [*_cli(), "serve", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -104,10 +108,23 @@ def test_the_same_tests_run_against_a_running_emulator(
 def test_xdist_workers_may_not_share_a_running_emulator(
     inner: pytest.Pytester, running_emulator: str
 ) -> None:
+    """One usage error at startup, not one error per test."""
     inner.makepyfile("def test_a(aep_emulator):\n    pass\n\ndef test_b(aep_emulator):\n    pass\n")
     result = inner.runpytest_subprocess("-n", "2", f"--aep-emulator-url={running_emulator}")
-    result.assert_outcomes(errors=2)
-    result.stdout.fnmatch_lines(["*cannot be shared by 2 pytest-xdist workers*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.errlines if line.strip()] == [
+        "ERROR: --aep-emulator-url cannot be shared by 2 pytest-xdist workers; run with -n0, or leave the "
+        "option out so that each worker starts its own emulator"
+    ]
+    assert "test_a" not in result.stdout.str()
+
+
+def test_one_xdist_worker_may_use_a_running_emulator(
+    inner: pytest.Pytester, running_emulator: str, tmp_path: Path
+) -> None:
+    inner.makepyfile(FRESH_TESTS)
+    inner.runpytest_subprocess("-n", "1", f"--aep-emulator-url={running_emulator}").assert_outcomes(passed=4)
+    assert {url for _, url in urls_seen(tmp_path)} == {running_emulator}
 
 
 def test_each_xdist_worker_gets_its_own_server(inner: pytest.Pytester, tmp_path: Path) -> None:
@@ -154,31 +171,63 @@ def test_without_a_control_plane_tests_that_need_it_are_skipped(
 ) -> None:
     inner.makepyfile(
         f"""
+        import pytest
+
         def test_plain(aep_emulator):
             assert aep_emulator.url == "{not_an_emulator}"
             assert not aep_emulator.has_control_plane
 
         def test_needs_the_clock(aep_emulator):
             aep_emulator.clock.advance(1)
+
+        @pytest.fixture
+        def failing_scenario(aep_emulator):
+            aep_emulator.use_scenario("failure")
+
+        def test_set_up_with_the_control_plane(failing_scenario):
+            pass
         """
     )
     result = inner.runpytest(f"--aep-emulator-url={not_an_emulator}", "-rs")
-    result.assert_outcomes(passed=1, skipped=1)
+    result.assert_outcomes(passed=1, skipped=2)
     result.stdout.fnmatch_lines(["*has no emulator control plane (/_emulator)*"])
 
 
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("http://127.0.0.1:1", "*cannot reach --aep-emulator-url http://127.0.0.1:1*"),
-        ("ftp://x", "*not an http(s) URL*"),
+        ("http://127.0.0.1:1", "ERROR: cannot reach --aep-emulator-url http://127.0.0.1:1: *refused*"),
+        ("ftp://x", "ERROR: --aep-emulator-url: not an http(s) URL: 'ftp://x'"),
     ],
 )
-def test_an_unusable_url_is_reported(inner: pytest.Pytester, url: str, message: str) -> None:
-    inner.makepyfile("def test_a(aep_emulator):\n    pass\n")
-    result = inner.runpytest(f"--aep-emulator-url={url}")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([message])
+def test_an_unusable_url_is_one_line_at_startup(inner: pytest.Pytester, url: str, message: str) -> None:
+    inner.makepyfile("def test_a(aep_emulator):\n    pass\n\ndef test_b(aep_emulator):\n    pass\n")
+    result = inner.runpytest_subprocess(f"--aep-emulator-url={url}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.errlines if line.strip()]
+    assert len(errors) == 1, errors
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.fixture(scope="module")
+def real_clock_emulator() -> Iterator[str]:
+    """`aep-emulator serve --port 0` (the CLI's default clock: real); yields its URL."""
+    yield from _serve("--port", "0")
+
+
+def test_a_server_whose_clock_is_not_manual_gets_one_warning(
+    inner: pytest.Pytester, real_clock_emulator: str
+) -> None:
+    inner.makepyfile(FRESH_TESTS.replace('assert aep_emulator.clock.mode == "manual"', ""))
+    result = inner.runpytest(f"--aep-emulator-url={real_clock_emulator}")
+    result.assert_outcomes(passed=4, warnings=1)
+    result.stdout.fnmatch_lines([f"*the emulator at {real_clock_emulator} runs a real clock*--clock manual*"])
+
+
+def test_a_manual_clock_gets_no_warning(inner: pytest.Pytester, running_emulator: str) -> None:
+    inner.makepyfile(FRESH_TESTS)
+    inner.runpytest(f"--aep-emulator-url={running_emulator}").assert_outcomes(passed=4, warnings=0)
 
 
 def test_runs_that_do_not_use_the_fixture_start_nothing(inner: pytest.Pytester) -> None:

@@ -1,0 +1,248 @@
+"""`AepEmulator`: drives a running emulator from a test, over HTTP only (IMS and the control plane)."""
+
+from __future__ import annotations
+
+import json
+import unittest
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from emulator import __version__
+from emulator.options import CONTROL_PREFIX, DEFAULT_SANDBOX, TOKEN_LIFETIME_SECONDS
+from emulator.testing.http import HttpClient
+
+DEFAULT_ORG = "EMULATOR@AdobeOrg"
+DEFAULT_CLIENT_ID = "aep-emulator-client"
+DEFAULT_CLIENT_SECRET = "aep-emulator-secret"
+DEFAULT_SCOPES = "openid,AdobeID,read_organizations"
+TOKEN_PATH = "/ims/token/v3"
+# The client's own token requests carry this User-Agent, so that `journal()` can leave them out.
+CLIENT_AGENT = f"aep-emulator-test-client/{__version__}"
+# Re-mint a cached token a little before the emulator clock would expire it.
+TOKEN_REUSE_SECONDS = TOKEN_LIFETIME_SECONDS - 60
+
+
+class AepEmulatorError(RuntimeError):
+    """A control-plane or IMS call was refused; the message carries the emulator's answer."""
+
+
+class EmulatorUnreachable(AepEmulatorError):
+    """Nothing answers HTTP at the URL."""
+
+    def __init__(self, url: str, reason: str):
+        super().__init__(f"cannot reach {url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class NoControlPlane(unittest.SkipTest):
+    """The server has no emulator control plane (an AEP-compatible URL): a test that needs it is skipped
+    (unittest skips on this exception; the pytest plugin turns it into `pytest.skip`)."""
+
+
+class EmulatorClock:
+    """The emulator clock, seen from a test: `advance(seconds)` and `now()` (epoch milliseconds)."""
+
+    def __init__(self, emulator: AepEmulator):
+        self._emulator = emulator
+
+    def advance(self, seconds: float) -> int:
+        """Move the emulator clock forward; returns the new now (epoch ms). Tests advance, never sleep."""
+        body = self._emulator.control("POST", "/clock/advance", {"seconds": seconds})
+        self._emulator._advanced_seconds += seconds
+        return int(body["now"])
+
+    def now(self) -> int:
+        return int(self._emulator.control("GET", "/clock")["now"])
+
+    @property
+    def mode(self) -> str:
+        """`manual` (frozen until advanced, the pytest fixture's default) or `real`."""
+        return str(self._emulator.control("GET", "/clock")["mode"])
+
+
+@dataclass
+class _CachedToken:
+    value: str
+    minted_at_advance: float
+
+
+class AepEmulator:
+    """A running emulator, driven from a test (what the `aep_emulator` pytest fixture yields).
+
+    `url` is the platform base URL (`https://platform.adobe.io` in production) and `ims_url` the IMS base
+    URL (`https://ims-na1.adobelogin.com`); tokens are at `token_url`. `org`, `sandbox`, `client_id` and
+    `client_secret` are the defaults `headers()` uses.
+    """
+
+    def __init__(self, url: str, ims_url: str | None = None, *, has_control_plane: bool = True):
+        self.url = url.rstrip("/")
+        self.ims_url = (ims_url or url).rstrip("/")
+        self.use_default_identity()
+        self.has_control_plane = has_control_plane
+        self.clock = EmulatorClock(self)
+        self._http = HttpClient(self.url)
+        self._ims = self._http if self.ims_url == self.url else HttpClient(self.ims_url)
+        self._tokens: dict[tuple[str, str], _CachedToken] = {}
+        # Seconds this client has advanced the clock since the last reset: when cached tokens expire.
+        self._advanced_seconds = 0.0
+
+    def use_default_identity(self) -> None:
+        """The org, sandbox and API client `headers()` uses unless told otherwise."""
+        self.org = DEFAULT_ORG
+        self.sandbox = DEFAULT_SANDBOX
+        self.client_id = DEFAULT_CLIENT_ID
+        self.client_secret = DEFAULT_CLIENT_SECRET
+
+    def __repr__(self) -> str:
+        return f"AepEmulator(url={self.url!r}, ims_url={self.ims_url!r})"
+
+    @property
+    def token_url(self) -> str:
+        return self.ims_url + TOKEN_PATH
+
+    def check_control_plane(self) -> bool:
+        """Ask the server whether it has the emulator's control plane; sets `has_control_plane`.
+        Raises `EmulatorUnreachable` when nothing answers."""
+        try:
+            status, raw = self._http.request("GET", f"{CONTROL_PREFIX}/health")
+        except OSError as exc:
+            raise EmulatorUnreachable(self.url, str(exc)) from exc
+        body = _json(raw)
+        self.has_control_plane = status == 200 and isinstance(body, dict) and body.get("status") == "ok"
+        return self.has_control_plane
+
+    # -- AEP side -------------------------------------------------------------------------------
+
+    def token(self, client_id: str | None = None, client_secret: str | None = None) -> str:
+        """An access token from the emulated IMS (cached until reset), valid in `--auth strict` too."""
+        key = (client_id or self.client_id, client_secret or self.client_secret)
+        cached = self._tokens.get(key)
+        if cached is not None and self._advanced_seconds - cached.minted_at_advance < TOKEN_REUSE_SECONDS:
+            return cached.value
+        form = {"grant_type": "client_credentials", "client_id": key[0], "client_secret": key[1]}
+        status, raw = self._ims.request(
+            "POST",
+            TOKEN_PATH,
+            urlencode({**form, "scope": DEFAULT_SCOPES}).encode(),
+            {"Content-Type": "application/x-www-form-urlencoded", "User-Agent": CLIENT_AGENT},
+        )
+        body = _json(raw)
+        if status != 200 or not isinstance(body, dict) or "access_token" not in body:
+            raise AepEmulatorError(f"POST {self.token_url} answered {status}: {raw[:500]!r}")
+        self._tokens[key] = _CachedToken(str(body["access_token"]), self._advanced_seconds)
+        return str(body["access_token"])
+
+    def headers(
+        self,
+        org: str | None = None,
+        sandbox: str | None = None,
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+    ) -> dict[str, str]:
+        """Every header AEP requires, with a token minted by the emulated IMS."""
+        client = client_id or self.client_id
+        return {
+            "Authorization": f"Bearer {self.token(client, client_secret)}",
+            "x-api-key": client,
+            "x-gw-ims-org-id": org or self.org,
+            "x-sandbox-name": sandbox or self.sandbox,
+            "Content-Type": "application/json",
+        }
+
+    # -- control plane --------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to the startup state: objects, journal, tokens, scenarios and the clock."""
+        self.control("POST", "/reset")
+        self._tokens.clear()
+        self._advanced_seconds = 0.0
+
+    def use_scenario(self, name: str) -> None:
+        """The scenario every new job follows (unless queued, requested by header, or matched)."""
+        self.control("PUT", "/scenarios/default", {"name": name})
+
+    def next_job_scenario(self, name: str, count: int = 1) -> None:
+        """The scenario for the next `count` jobs created (in any tenant), before any other rule."""
+        self.control("POST", "/scenarios/next", {"name": name, "count": count})
+
+    def add_scenario(self, scenario: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+        """Upload a scenario (YAML text, a YAML/JSON file, or a dict); returns its summary."""
+        if isinstance(scenario, Path):
+            text = scenario.read_text(encoding="utf-8")
+        elif isinstance(scenario, str):
+            text = scenario
+        else:
+            text = json.dumps(scenario)
+        summary: dict[str, Any] = self.control("POST", "/scenarios", text.encode(), raw=True)
+        return summary
+
+    def jobs(self, org: str | None = None, sandbox: str | None = None) -> list[dict[str, Any]]:
+        """Every job (of one tenant when `org` is given) with its tenant, scenario and current state."""
+        query = {"org": org, "sandbox": sandbox or DEFAULT_SANDBOX} if org else {"all": "true"}
+        jobs: list[dict[str, Any]] = self.control("GET", f"/jobs?{urlencode(query)}")["jobs"]
+        return jobs
+
+    def force_job(self, job_id: int | str, status: str, errors: list[dict[str, str]] | None = None) -> Any:
+        """Put a live job in `status` now, whatever its scenario says."""
+        body: dict[str, Any] = {"status": status}
+        if errors is not None:
+            body["errors"] = errors
+        return self.control("POST", f"/jobs/{job_id}/force", body)
+
+    def journal(self, **filters: str) -> list[dict[str, Any]]:
+        """Requests your code sent to the AEP surface, oldest first; filters: method, path (prefix),
+        org, sandbox. This client's own token requests are left out."""
+        suffix = f"?{urlencode(filters)}" if filters else ""
+        entries: list[dict[str, Any]] = self.control("GET", f"/requests{suffix}")["requests"]
+        return [e for e in entries if not _from_this_client(e)]
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """The request journal: method, path, query, headers, body, status, tenant, time."""
+        return self.journal()
+
+    def control(self, method: str, path: str, body: Any = None, *, raw: bool = False) -> Any:
+        """Call `/_emulator{path}`; JSON in and out. Raises `NoControlPlane` on a server without one."""
+        if not self.has_control_plane:
+            raise NoControlPlane(
+                f"{self.url} has no emulator control plane ({CONTROL_PREFIX}); this test needs one"
+            )
+        payload = None if body is None else (body if raw else json.dumps(body).encode())
+        headers = {"Content-Type": "application/json"} if payload is not None and not raw else {}
+        status, answer = self._http.request(method, CONTROL_PREFIX + path, payload, headers)
+        parsed = _json(answer)
+        if not 200 <= status < 300:
+            detail = (
+                parsed.get("detail", parsed)
+                if isinstance(parsed, dict)
+                else answer[:500].decode(errors="replace")
+            )
+            raise AepEmulatorError(f"{method} {CONTROL_PREFIX}{path} answered {status}: {detail}")
+        return parsed
+
+    def close(self) -> None:
+        self._http.close()
+        self._ims.close()
+
+    def __enter__(self) -> AepEmulator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _from_this_client(entry: Mapping[str, Any]) -> bool:
+    agents = [value for name, value in entry["headers"].items() if name.lower() == "user-agent"]
+    return agents == [CLIENT_AGENT]
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
