@@ -65,9 +65,10 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
         routes=(
             ("POST", f"{CATALOG}/dataSets", catalog.create_dataset),
             ("GET", f"{CATALOG}/dataSets", catalog.list_datasets),
-            ("GET", f"{CATALOG}/dataSets/{{dataset_id}}", catalog.get_dataset),
+            ("GET", f"{CATALOG}/dataSets/{{dataset_id}}", catalog.get_datasets),
             ("GET", f"{CATALOG}/batches", catalog.list_batches),
-            ("GET", f"{CATALOG}/batches/{{batch_id}}", catalog.get_batch),
+            ("GET", f"{CATALOG}/batches/", catalog.list_batches),  # as the Data Access tutorial prints it
+            ("GET", f"{CATALOG}/batches/{{batch_id}}", catalog.get_batches),
         ),
     ),
     RouteGroup(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +42,7 @@ class Backend:
         self.scenarios = ScenarioRegistry(
             startup_scenarios(options.scenario_paths, notice or _log.warning), options.default_scenario
         )
-        self.catalog = Catalog(self.store, self.clock, options.seed)
+        self.catalog = Catalog(self.store, self.clock, options.seed, measures=self)
         self.jobs = ExportJobs(
             self.store,
             self.clock,
@@ -78,6 +78,18 @@ class Backend:
         if batch_status(batch) != "success":
             return None
         return self.exports.record_count(batch)
+
+    # -- what Catalog shows of a batch once its export wrote data (catalog.BatchMeasures) -----------
+
+    async def prepare(self, batches: Sequence[Batch], *, size: bool) -> None:
+        """Nothing to do ahead: counts and sizes are computed when asked for."""
+
+    def batch_size(self, batch: Batch) -> int | None:
+        """Bytes of a `success` batch's files (writing those not written yet)."""
+        if batch_status(batch) != "success":
+            return None
+        _, files = self.exports.batch_files(batch.tenant, batch.id)
+        return sum(len(self.exports.content(batch, f)) for f in files)
 
     def reset(self, tenant: Tenant | None = None) -> None:
         """Everything back to startup state, or one tenant's objects only."""

@@ -26,6 +26,8 @@ from emulator.options import DEFAULT_SANDBOX
 from emulator.store import Tenant
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Parameters that may be repeated (their conditions are ANDed): Catalog's `property`.
+REPEATABLE = frozenset({"property"})
 TENANT = web.RequestKey("aep_tenant", Tenant)
 CLIENT_ID = web.RequestKey("aep_client_id", str)
 
@@ -63,9 +65,13 @@ def admission(backend: Backend) -> Callable[[web.Request], Tenant]:
         if not (api_key.isascii() and org.isascii() and sandbox.isascii()):
             _require_text(("x-api-key", api_key), ("x-gw-ims-org-id", org), ("x-sandbox-name", sandbox))
         if request.query and len(set(request.query)) != len(request.query):
-            # Services read one value per parameter: a repeated one is ambiguous, not first-wins.
-            repeated = sorted({key for key in request.query if len(request.query.getall(key)) > 1})
-            raise BadRequest(f"Query parameter '{repeated[0]}' is given more than once")
+            # Services read one value per parameter: a repeated one is ambiguous, not first-wins. Catalog's
+            # `property` is the exception: its repetitions are ANDed (filter-data.md).
+            repeated = sorted(
+                {key for key in request.query if key not in REPEATABLE and len(request.query.getall(key)) > 1}
+            )
+            if repeated:
+                raise BadRequest(f"Query parameter '{repeated[0]}' is given more than once")
         tenant = request[TENANT] = Tenant(org, sandbox)
         request[CLIENT_ID] = api_key
         return tenant
