@@ -151,7 +151,7 @@ def _order(params: Mapping[str, str], collection: Collection) -> tuple[tuple[str
     sortable = collection.properties | {"id"}
     keys = []
     for part in raw.split(","):
-        match = _ORDER_KEY.fullmatch(part.strip())
+        match = _ORDER_KEY.fullmatch(part)
         if not match or match.group(2) not in sortable:
             raise BadRequest(
                 f"Invalid {name} '{raw}': use [asc:|desc:]PROPERTY[,[asc:|desc:]PROPERTY...], "
