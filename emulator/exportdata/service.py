@@ -6,12 +6,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from emulator.catalog import Catalog, batch_status
-from emulator.errors import NotFound
+from emulator.catalog_views import export_format
+from emulator.errors import BadRequest, NotFound
 from emulator.exportdata.files import ExportFile, file_id, file_name, parse_file_id
 from emulator.exportdata.population import Population
+from emulator.exportdata.projection import exported_namespaces
 from emulator.exportdata.render import CONTENT_TYPES, render
 from emulator.exportdata.selection import Plan, file_count, make_plan
-from emulator.exportdata.spec import JSON_LINES, PARQUET, BatchSpec, Selection, batch_specs
+from emulator.exportdata.spec import PARQUET, BatchSpec, Selection, batch_specs
 from emulator.lifecycle import SUCCEEDED
 from emulator.options import DEFAULT_FILE_CACHE_BYTES
 from emulator.store import Batch, ExportJob, Tenant
@@ -59,8 +61,10 @@ class Exports:
             for spec in cached.specs:
                 plan = self.plan(spec)
                 total += plan.total
+                shown = exported_namespaces(spec)  # what the files' identityMap holds
                 for namespace, count in plan.by_namespace:
-                    by_namespace[namespace] = by_namespace.get(namespace, 0) + count
+                    if shown is None or namespace in shown:
+                        by_namespace[namespace] = by_namespace.get(namespace, 0) + count
             cached.counters = (total, by_namespace)
         return cached.counters
 
@@ -149,11 +153,13 @@ class Exports:
         return plan
 
     def _format(self, job: ExportJob) -> str:
+        """Parquet, or JSON Lines for a json dataset (job creation refused formats it cannot write)."""
         state = self.catalog.store.tenants.get(job.tenant)
         dataset = state.datasets.get(job.request["destination"]["datasetId"]) if state else None
-        described = dataset.body.get("fileDescription", {}) if dataset else {}
-        fmt = described.get("format") if isinstance(described, dict) else None
-        return JSON_LINES if isinstance(fmt, str) and fmt.lower() == JSON_LINES else PARQUET
+        try:
+            return export_format(dataset) if dataset else PARQUET
+        except BadRequest:
+            return PARQUET  # a dataset from before the check (a restored state): written as Parquet
 
     def _file(self, batch: Batch, spec: BatchSpec, plan: Plan, index: int) -> ExportFile:
         first = index * spec.max_records_per_file
