@@ -432,3 +432,13 @@ def test_starting_the_app_imports_neither_pyarrow_nor_faker() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_projection_of_paths_deeper_than_any_data_names_nothing() -> None:
+    """Two 1,000-level paths under segmentMembership (issue 12, finding 9): the file renders, without the
+    paths' field. A job created before the cap on `fields`, or restored from a state file, still works."""
+    # Under two map keys, so that projecting the map's values merges the two 998-level subtrees.
+    deep = ("segmentMembership.ups" + ".a" * 997 + ".b", "segmentMembership.other" + ".a" * 997 + ".c")
+    projected = spec(projection=(*deep, "person.name"))
+    rows = read(render(projected, make_plan(projected.population, projected.selection), 0))
+    assert rows and all(set(row) == {"identityMap", "person"} for row in rows)
