@@ -3,9 +3,10 @@
     python -m benchmarks [--quick] [--duration S] [--rounds N] [--json PATH] [--check]
 
 Measures over HTTP (see http_bench.py), then runs the other benchmarks of this folder as subprocesses
-(profiles_bench, memory_bench, fixture_bench, health_bench; each prints one JSON object on its last stdout line), prints
-a table of ratios against the floor with PASS/FAIL per target (benchmarks/README.md, "Targets"), and
-writes everything as JSON to benchmarks/results/<UTC timestamp>.json (and to --json PATH when given).
+(profiles_bench, memory_bench, fixture_bench, health_bench; each prints one JSON object on its last
+stdout line), prints a table of ratios against the floor with PASS/FAIL per target (benchmarks/README.md,
+"Targets"), and writes everything as JSON to benchmarks/results/<UTC timestamp>.json (and to --json PATH
+when given).
 """
 
 from __future__ import annotations

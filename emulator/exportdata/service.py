@@ -98,27 +98,22 @@ class Exports:
     # -- counters (synchronous: their plans are computed off the loop first by `prepare`)
 
     async def prepare(self, jobs: Iterable[ExportJob]) -> None:
-        """Count the rows of these jobs' SUCCEEDED batches off the event loop, so that `job_counters` and
-        `record_count` then answer from the cache."""
+        """Count the rows of these SUCCEEDED jobs off the event loop (a million-profile population takes
+        about 0.3 s), so that `job_counters` and `record_count` then answer from the cache."""
         for job in jobs:
-            if job.progress.status == SUCCEEDED:
-                for spec in self.specs(job):
-                    await self.plan_async(spec)
+            if job.progress.status != SUCCEEDED:
+                continue
+            cached = self._job(job)
+            if cached.counters is None:
+                cached.counters = _counters([await self.plan_async(spec) for spec in cached.specs])
 
     def job_counters(self, job: ExportJob) -> tuple[int, dict[str, int]] | None:
         """Profiles exported and profiles per identity namespace, over all of a SUCCEEDED job's files."""
         if job.progress.status != SUCCEEDED:
             return None
         cached = self._job(job)
-        if cached.counters is None:
-            total = 0
-            by_namespace: dict[str, int] = {}
-            for spec in cached.specs:
-                plan = self.plan(spec)
-                total += plan.total
-                for namespace, count in plan.by_namespace:
-                    by_namespace[namespace] = by_namespace.get(namespace, 0) + count
-            cached.counters = (total, by_namespace)
+        if cached.counters is None:  # not prepared: counted here, on the caller's thread
+            cached.counters = _counters([self.plan(spec) for spec in cached.specs])
         return cached.counters
 
     def record_count(self, batch: Batch) -> int | None:
@@ -276,6 +271,16 @@ class Exports:
         described = dataset.body.get("fileDescription", {}) if dataset else {}
         fmt = described.get("format") if isinstance(described, dict) else None
         return JSON_LINES if isinstance(fmt, str) and fmt.lower() == JSON_LINES else PARQUET
+
+
+def _counters(plans: list[Plan]) -> tuple[int, dict[str, int]]:
+    total = 0
+    by_namespace: dict[str, int] = {}
+    for plan in plans:
+        total += plan.total
+        for namespace, count in plan.by_namespace:
+            by_namespace[namespace] = by_namespace.get(namespace, 0) + count
+    return total, by_namespace
 
 
 def _file(batch: Batch, spec: BatchSpec, plan: Plan, index: int) -> ExportFile:
