@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +66,18 @@ class Backend:
                 self.catalog, self.options.seed, cache_bytes=self.options.file_cache_bytes
             )
         return self._exports
+
+    async def prepare_counters(self, jobs: Iterable[ExportJob]) -> None:
+        """Count what these jobs exported off the event loop, so that `job_counters` answers at once.
+        Jobs that have not succeeded show no counters: nothing to do, and exportdata is not imported."""
+        succeeded = [job for job in jobs if job.progress.status == SUCCEEDED]
+        if succeeded:
+            await self.exports.prepare(succeeded)
+
+    async def prepare_record_counts(self, batches: Iterable[Batch]) -> None:
+        """The same for batches' `recordCount`."""
+        jobs = {id(b.job): b.job for b in batches if batch_status(b) == "success"}
+        await self.prepare_counters(jobs.values())
 
     def job_counters(self, job: ExportJob) -> tuple[int, dict[str, int]] | None:
         """What a succeeded job exported: total profiles and profiles per identity namespace."""
