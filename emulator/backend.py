@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +67,18 @@ class Backend:
             )
         return self._exports
 
+    async def prepare_counters(self, jobs: Iterable[ExportJob]) -> None:
+        """Count what these jobs exported off the event loop, so that `job_counters` answers at once.
+        Jobs that have not succeeded show no counters: nothing to do, and exportdata is not imported."""
+        succeeded = [job for job in jobs if job.progress.status == SUCCEEDED]
+        if succeeded:
+            await self.exports.prepare(succeeded)
+
+    async def prepare_record_counts(self, batches: Iterable[Batch]) -> None:
+        """The same for batches' `recordCount`."""
+        jobs = {id(b.job): b.job for b in batches if batch_status(b) == "success"}
+        await self.prepare_counters(jobs.values())
+
     def job_counters(self, job: ExportJob) -> tuple[int, dict[str, int]] | None:
         """What a succeeded job exported: total profiles and profiles per identity namespace."""
         if job.progress.status != SUCCEEDED:
@@ -82,14 +94,17 @@ class Backend:
     # -- what Catalog shows of a batch once its export wrote data (catalog.BatchMeasures) -----------
 
     async def prepare(self, batches: Sequence[Batch], *, size: bool) -> None:
-        """Nothing to do ahead: counts and sizes are computed when asked for."""
+        """Count these batches' records (and with `size`, measure their files) off the event loop."""
+        await self.prepare_record_counts(batches)
+        if size:
+            for batch in batches:
+                await self.exports.measure(batch)
 
     def batch_size(self, batch: Batch) -> int | None:
-        """Bytes of a `success` batch's files (writing those not written yet)."""
+        """Bytes of a `success` batch's files, once `prepare(..., size=True)` measured them."""
         if batch_status(batch) != "success":
             return None
-        _, files = self.exports.batch_files(batch.tenant, batch.id)
-        return sum(len(self.exports.content(batch, f)) for f in files)
+        return self.exports.size(batch)
 
     def reset(self, tenant: Tenant | None = None) -> None:
         """Everything back to startup state, or one tenant's objects only."""

@@ -86,7 +86,7 @@ def export_format(dataset: Dataset) -> str:
     """`parquet` or `json`: how an export into the dataset is written; a 400 for formats it cannot write."""
     described = dataset.body.get("fileDescription")
     fmt = described.get("format", "") if isinstance(described, dict) else ""
-    written = EXPORT_FORMATS.get(fmt) if isinstance(fmt, str) else None
+    written = EXPORT_FORMATS.get(fmt.lower()) if isinstance(fmt, str) else None
     if written is None:
         raise BadRequest(
             f"destination.datasetId: dataset '{dataset.id}' has fileDescription.format '{fmt}'; exports are "

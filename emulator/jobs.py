@@ -12,6 +12,7 @@ from emulator.catalog import Catalog
 from emulator.catalog_views import export_format
 from emulator.clock import Clock
 from emulator.errors import BadRequest, Conflict, NotFound, TooManyRequests
+from emulator.exportlimits import check_export
 from emulator.faults import Fault, take
 from emulator.job_listing import JobPage, ListQuery, first_page
 from emulator.lifecycle import JobError
@@ -90,6 +91,7 @@ class ExportJobs:
         if per_segment and not segments:
             raise BadRequest("destination.segmentPerBatch: true needs at least one filter.segments entry")
         choice = self.scenarios.choose(requested_scenario, normalized)
+        check_export(normalized, choice.scenario)
         fault = self.tenant_fault(tenant, choice.scenario, "create_job")
         if fault is not None and fault.refuses:
             return Created(None, fault, choice)

@@ -101,6 +101,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         jobs = list(state.jobs.values()) if state else []
         for job in jobs:
             backend.jobs.refresh(job)
+    await backend.prepare_counters(jobs)  # counted off the event loop
     return json_response({"jobs": [_job_summary(backend, job) for job in jobs]})
 
 
@@ -110,6 +111,7 @@ async def force_job(request: web.Request) -> web.Response:
     job = backend.jobs.find(request.match_info["job_id"])
     errors = tuple(JobError(e["code"], e["msg"], e.get("callStack", "")) for e in body.get("errors", []))
     backend.jobs.force(job, body["status"], errors)
+    await backend.prepare_counters((job,))  # counted off the event loop
     return json_response(_job_summary(backend, job))
 
 
