@@ -84,8 +84,8 @@ def parse(
 ) -> CatalogQuery:
     """`params` is the query string (one value per name); `property_values` every `property` parameter."""
     limit = min(int_param(params, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
-    start_name = "start" if "start" in params else "offset"
-    start = int_param(params, start_name, 0)
+    offset = int_param(params, "offset", 0)  # the older name of `start`; checked even when `start` wins
+    start = int_param(params, "start", offset)
     names: set[str] = set()
     order = _order(params, collection)
     names.update(name for name, _ in order)
