@@ -28,8 +28,9 @@ from emulator.store import Tenant
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _ADOBE_JSON = re.compile(r"application/vnd\.adobe\.[a-z0-9][a-z0-9.-]*\+json")
-# Parameters that may be repeated (their conditions are ANDed): Catalog's `property`.
+# Parameters that may be repeated (their conditions are ANDed): Catalog's `property`, under Catalog only.
 REPEATABLE = frozenset({"property"})
+REPEATABLE_UNDER = "/data/foundation/catalog/"
 TENANT = web.RequestKey("aep_tenant", Tenant)
 CLIENT_ID = web.RequestKey("aep_client_id", str)
 
@@ -70,7 +71,12 @@ def admission(backend: Backend) -> Callable[[web.Request], Tenant]:
             # Services read one value per parameter: a repeated one is ambiguous, not first-wins. Catalog's
             # `property` is the exception: its repetitions are ANDed (filter-data.md).
             repeated = sorted(
-                {key for key in request.query if key not in REPEATABLE and len(request.query.getall(key)) > 1}
+                {
+                    key
+                    for key in request.query
+                    if len(request.query.getall(key)) > 1
+                    and not (key in REPEATABLE and request.path.startswith(REPEATABLE_UNDER))
+                }
             )
             if repeated:
                 raise BadRequest(f"Query parameter '{repeated[0]}' is given more than once")

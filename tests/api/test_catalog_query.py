@@ -345,3 +345,14 @@ async def test_batches_with_a_trailing_slash(aep: Aep) -> None:
     slash = await aep.call("GET", f"{BATCHES}/?dataSet={dataset_id}", status=200, schema="batch.map.response")
     assert list(slash) == [batch_id]
     assert slash == await listed(aep, f"dataSet={dataset_id}", BATCHES)
+
+
+async def test_only_catalog_takes_a_repeated_property_parameter(aep: Aep) -> None:
+    await aep.call(
+        "GET", f"{DATASETS}?property=name&property=!basePath", status=200, schema="dataset.map.response"
+    )
+    error = await aep.call(
+        "GET", "/data/core/ups/export/jobs?property=a&property=b", status=400, schema="error.ups"
+    )
+    assert "'property'" in error["errors"]["400"][0]["message"]
+    assert "'name'" in await bad(aep, "name=a&name=b")
