@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from emulator import yamldoc
-from emulator.errors import BadRequest
-from emulator.faults import Fault, by_operation, parse_fault
+from emulator.errors import BadRequest, Conflict
+from emulator.faults import Fault, FaultError, by_operation, parse_fault
 from emulator.lifecycle import CANCELLED, DATASET_WRITE, PROCESSING, TERMINAL, JobError, Step
 from emulator.resources import bundled_dir
 from emulator.validation import Schemas, bundled_schemas
@@ -25,8 +25,13 @@ if TYPE_CHECKING:
 SCENARIO_SCHEMA = "scenario"
 YAML_SUFFIXES = (".yaml", ".yml")
 
-# Far more than any scenario needs; a document past it is refused before it is validated.
+# Far more than any scenario needs; a document past them is refused before it is validated. The depth
+# stays well under what jsonschema and orjson (255 levels) walk.
 MAX_DOCUMENT_VALUES = 100_000
+MAX_DOCUMENT_DEPTH = 64
+# Scenarios uploaded through the control plane (POST /_emulator/scenarios); replacing one by name does not
+# count twice, and a reset forgets them all.
+MAX_UPLOADED_SCENARIOS = 1_000
 # Scenarios queued for the next jobs (POST /_emulator/scenarios/next), all calls together.
 MAX_QUEUED = 10_000
 
@@ -95,9 +100,18 @@ def parse(
 ) -> Scenario:
     """Validate a loaded YAML/JSON document and build the scenario, or raise `ScenarioError`.
 
-    `text` is the document as written; without it the scenario keeps the document as JSON.
-    `check_schema=False` only for the bundled scenarios, whose schema check is a test (see `bundled`).
+    Every way a scenario loads comes here (an upload, `--scenarios`, `scenarios validate`, a state file), so
+    they all accept and refuse the same documents. `text` is the document as written; without it the
+    scenario keeps the document as JSON. `check_schema=False` only for the bundled scenarios, whose schema
+    check is a test (see `bundled`); the plain-data check runs for all.
     """
+    # First: JSON Schema cannot refuse NaN (every comparison with it is false), non-string keys, YAML
+    # timestamps or binaries, and it recurses into whatever nesting it is given.
+    problem = yamldoc.plain_data_problem(
+        document, max_values=MAX_DOCUMENT_VALUES, max_depth=MAX_DOCUMENT_DEPTH
+    )
+    if problem is not None:
+        raise ScenarioError(source, *problem)
     error = (schemas or bundled_schemas()).first_error(SCENARIO_SCHEMA, document) if check_schema else None
     if error is not None:
         raise ScenarioError(source, *_located(error))
@@ -107,7 +121,8 @@ def parse(
     if not resolved:
         raise ScenarioError(source, "name", "a scenario needs a name (or a file name)")
     profiles = document.get("profiles", {})
-    low, high = profiles.get("eventsPerProfile", ProfilesSpec.events_per_profile)
+    # int(): the schema's integers include 2.0, which a range() or a format code refuses later.
+    low, high = map(int, profiles.get("eventsPerProfile", ProfilesSpec.events_per_profile))
     if low > high:
         raise ScenarioError(source, "profiles.eventsPerProfile", f"minimum {low} is above maximum {high}")
     on_cancel = document.get("on_cancel", {})
@@ -118,15 +133,15 @@ def parse(
         steps=steps,
         match=document.get("match", {}),
         profiles=ProfilesSpec(
-            count=profiles.get("count", ProfilesSpec.count),
-            empty_profiles=profiles.get("emptyProfiles", ProfilesSpec.empty_profiles),
+            count=int(profiles.get("count", ProfilesSpec.count)),
+            empty_profiles=int(profiles.get("emptyProfiles", ProfilesSpec.empty_profiles)),
             events_per_profile=(low, high),
         ),
-        max_records_per_file=document.get("files", {}).get(
-            "maxRecordsPerFile", Scenario.max_records_per_file
+        max_records_per_file=int(
+            document.get("files", {}).get("maxRecordsPerFile", Scenario.max_records_per_file)
         ),
         failed_batches=document.get("batches", {}).get("onFailure", "failed") == "failed",
-        faults=tuple(parse_fault(raw) for raw in document.get("faults", [])),
+        faults=_faults(document.get("faults", []), source),
         cancel_status=on_cancel.get("status", CANCELLED),
         cancel_errors=tuple(_error(raw) for raw in on_cancel.get("errors", [])),
         text=json.dumps(document, default=str) if text is None else text,
@@ -162,6 +177,16 @@ def _check_steps(raw_steps: list[dict[str, Any]], source: str) -> None:
             writing = phase == DATASET_WRITE
 
 
+def _faults(raw_faults: list[dict[str, Any]], source: str) -> tuple[Fault, ...]:
+    faults = []
+    for index, raw in enumerate(raw_faults):
+        try:
+            faults.append(parse_fault(raw))
+        except FaultError as exc:
+            raise ScenarioError(source, f"faults[{index}].{exc.where}", exc.reason) from None
+    return tuple(faults)
+
+
 def parse_text(text: str, *, source: str, name: str | None = None, check_schema: bool = True) -> Scenario:
     """A scenario from YAML (JSON is YAML too)."""
     try:
@@ -169,32 +194,7 @@ def parse_text(text: str, *, source: str, name: str | None = None, check_schema:
     except yaml.YAMLError as exc:
         where = yamldoc.error_location(exc)
         raise ScenarioError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if _expands_beyond(document, MAX_DOCUMENT_VALUES):
-        # YAML aliases can nest a few hundred bytes into billions of values; validating (or merely
-        # printing) them would stall the server.
-        raise ScenarioError(
-            source,
-            "",
-            f"the document expands to more than {MAX_DOCUMENT_VALUES} values (nested YAML aliases?)",
-        )
     return parse(document, source=source, name=name, text=text, check_schema=check_schema)
-
-
-def _expands_beyond(document: Any, limit: int) -> bool:
-    """Whether the document, with every alias expanded, holds more than `limit` values (stops early)."""
-    pending = [document]
-    seen = 0
-    while pending:
-        value = pending.pop()
-        seen += 1
-        if seen > limit:
-            return True
-        if isinstance(value, dict):
-            pending.extend(value.keys())
-            pending.extend(value.values())
-        elif isinstance(value, list):
-            pending.extend(value)
-    return False
 
 
 def load_file(path: Path, *, check_schema: bool = True) -> Scenario:
@@ -277,7 +277,19 @@ class ScenarioRegistry:
         return ", ".join(sorted(self.scenarios))
 
     def add(self, scenario: Scenario) -> None:
+        """An uploaded scenario; one named like a known one replaces it (and does not count twice)."""
+        if not self._is_uploaded(scenario.name) and len(self._uploaded()) >= MAX_UPLOADED_SCENARIOS:
+            raise Conflict(
+                f"At most {MAX_UPLOADED_SCENARIOS} scenarios can be uploaded and {MAX_UPLOADED_SCENARIOS} are; "
+                "replace one by uploading it under the same name, or reset (POST /_emulator/reset)"
+            )
         self.scenarios[scenario.name] = scenario
+
+    def _is_uploaded(self, name: str) -> bool:
+        return name in self.scenarios and self._startup.get(name) is not self.scenarios[name]
+
+    def _uploaded(self) -> list[Scenario]:
+        return [s for name, s in self.scenarios.items() if self._startup.get(name) is not s]
 
     def set_default(self, name: str) -> None:
         self.get(name)
@@ -324,13 +336,17 @@ class ScenarioRegistry:
     def state(self) -> dict[str, Any]:
         """The scenarios uploaded through the control plane (the others load from the flags again), the
         default and the queue."""
-        uploaded = [self.saved(s) for name, s in self.scenarios.items() if self._startup.get(name) is not s]
+        uploaded = [self.saved(s) for s in self._uploaded()]
         return {"uploaded": uploaded, "default": self.default, "queued": list(self._queued)}
 
     def restore(self, state: Mapping[str, Any]) -> Callable[[], None]:
         """Check a saved `state()`; the returned commit puts it in place (it cannot fail). Uploaded scenarios
         override the flags' ones of the same name, as they did before the restart."""
         scenarios = dict(self._startup)
+        if len(state["uploaded"]) > MAX_UPLOADED_SCENARIOS:
+            raise ValueError(
+                f"{len(state['uploaded'])} uploaded scenarios; at most {MAX_UPLOADED_SCENARIOS} can be uploaded"
+            )
         for saved in state["uploaded"]:
             scenario = self.revive(saved)
             scenarios[scenario.name] = scenario
@@ -364,10 +380,11 @@ class ScenarioRegistry:
 
 def _step(raw: Mapping[str, Any]) -> Step:
     after = raw.get("after", {})
+    polls, seconds = after.get("polls"), after.get("seconds")
     return Step(
         status=raw["status"],
-        after_polls=after.get("polls"),
-        after_seconds=after.get("seconds"),
+        after_polls=None if polls is None else int(polls),
+        after_seconds=None if seconds is None else float(seconds),
         phase=raw.get("phase"),
         errors=tuple(_error(e) for e in raw.get("errors", [])),
     )
