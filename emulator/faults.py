@@ -48,9 +48,15 @@ class Fault:
     times: int
     status: int | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
-    body: Any | None = None
+    # The body as JSON bytes: a parsed `[{}, {}, ...]` would hold ~25x its text for as long as the scenario.
+    body_json: bytes | None = None
     delay_seconds: float = 0.0
     drop: bool = False
+
+    @property
+    def body(self) -> Any | None:
+        """The body a scenario wrote (None: the service's own error body)."""
+        return None if self.body_json is None else json.loads(self.body_json)
 
     @property
     def refuses(self) -> bool:
@@ -79,14 +85,12 @@ def parse_fault(raw: Mapping[str, Any]) -> Fault:
     headers = respond.get("headers", {})
     _check_headers(headers)
     body = respond.get("body")
-    if body is not None:
-        _check_body(body)
     return Fault(
         operation=raw["operation"],
         times=int(raw.get("times", 1)),  # the schema's integers include 2.0
         status=None if status is None else int(status),
         headers=dict(headers),
-        body=body,
+        body_json=None if body is None else _encoded_body(body),
         delay_seconds=min(float(raw.get("delay", {}).get("seconds", 0.0)), MAX_DELAY_SECONDS),
         drop=raw.get("drop", False),
     )
@@ -97,7 +101,9 @@ def _check_headers(headers: Mapping[str, str]) -> None:
     for name, value in headers.items():
         where = f"respond.headers.{name}"
         if not _TOKEN.fullmatch(name):
-            raise FaultError(where, "not a valid header name (RFC 9110 token: letters, digits, !#$%&'*+-.^_`|~)")
+            raise FaultError(
+                where, "not a valid header name (an RFC 9110 token: letters, digits, !#$%&'*+-.^_`|~)"
+            )
         lowered = name.lower()
         if lowered in FORBIDDEN_FAULT_HEADERS or lowered.startswith("proxy-"):
             raise FaultError(
@@ -106,7 +112,7 @@ def _check_headers(headers: Mapping[str, str]) -> None:
                 "connection; Content-Type, Content-Encoding and x-request-id are the emulator's)",
             )
         if not _FIELD_VALUE.fullmatch(value):
-            raise FaultError(where, "a header value must be visible ASCII, spaces and tabs (no CR, LF or NUL)")
+            raise FaultError(where, "a header value is visible ASCII, spaces and tabs (no CR, LF or NUL)")
         total += len(name) + len(value)
     if total > MAX_FAULT_HEADERS_BYTES:
         raise FaultError(
@@ -114,21 +120,22 @@ def _check_headers(headers: Mapping[str, str]) -> None:
         )
 
 
-def _check_body(body: Any) -> None:
-    """The body is sent as JSON: it must encode, and decode to itself (orjson writes NaN as null)."""
+def _encoded_body(body: Any) -> bytes:
+    """The body as it is sent: it must encode, and decode to itself (orjson writes NaN as null)."""
     try:
         encoded = jsonio.dumps(body)
     except TypeError as exc:  # an integer past 64 bits, JSON nested past 255 levels
         raise FaultError("respond.body", f"cannot be sent as JSON ({exc})") from None
     if json.loads(encoded) != body:
         raise FaultError("respond.body", "does not survive JSON encoding")
+    return encoded
 
 
 def by_operation(faults: tuple[Fault, ...]) -> dict[str, tuple[Fault, ...]]:
-    grouped: dict[str, tuple[Fault, ...]] = {}
+    grouped: dict[str, list[Fault]] = {}
     for fault in faults:
-        grouped[fault.operation] = (*grouped.get(fault.operation, ()), fault)
-    return grouped
+        grouped.setdefault(fault.operation, []).append(fault)
+    return {operation: tuple(listed) for operation, listed in grouped.items()}
 
 
 def take(faults: tuple[Fault, ...], hits: dict[Any, int], key: Hashable) -> Fault | None:

@@ -32,6 +32,8 @@ MAX_DOCUMENT_DEPTH = 64
 # Scenarios uploaded through the control plane (POST /_emulator/scenarios); replacing one by name does not
 # count twice, and a reset forgets them all.
 MAX_UPLOADED_SCENARIOS = 1_000
+# ... and their documents together: a parsed document holds up to ~25x its text in memory (`{},` is a dict).
+MAX_UPLOADED_SCENARIO_BYTES = 4 * 1024 * 1024
 # Scenarios queued for the next jobs (POST /_emulator/scenarios/next), all calls together.
 MAX_QUEUED = 10_000
 
@@ -73,6 +75,11 @@ class Scenario:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_faults_by_operation", by_operation(self.faults))
+
+    @property
+    def size(self) -> int:
+        """The document's length in UTF-8 bytes: what the cap on uploaded scenarios counts."""
+        return len(self.text.encode("utf-8"))
 
     def matches(self, request: Mapping[str, Any]) -> bool:
         if not self.match:
@@ -263,6 +270,8 @@ class ScenarioRegistry:
         self.get(default)  # fail early on an unknown default
 
     def reset(self) -> None:
+        # Counts resets: an upload parsed while one happened must not land in the state after it.
+        self.generation = getattr(self, "generation", -1) + 1
         self.scenarios: dict[str, Scenario] = dict(self._startup)
         self.default = self._startup_default
         self._queued: deque[str] = deque()
@@ -276,17 +285,20 @@ class ScenarioRegistry:
     def known(self) -> str:
         return ", ".join(sorted(self.scenarios))
 
-    def add(self, scenario: Scenario) -> None:
-        """An uploaded scenario; one named like a known one replaces it (and does not count twice)."""
-        if not self._is_uploaded(scenario.name) and len(self._uploaded()) >= MAX_UPLOADED_SCENARIOS:
+    def add(self, scenario: Scenario, *, generation: int | None = None) -> None:
+        """An uploaded scenario; one named like a known one replaces it (and does not count twice).
+        `generation`: the registry's when the upload began; refused if a reset came since."""
+        if generation is not None and generation != self.generation:
             raise Conflict(
-                f"At most {MAX_UPLOADED_SCENARIOS} scenarios can be uploaded and {MAX_UPLOADED_SCENARIOS} are; "
-                "replace one by uploading it under the same name, or reset (POST /_emulator/reset)"
+                "The emulator was reset while the scenario was being read; it was not added (upload it again)"
+            )
+        others = [s for s in self._uploaded() if s.name != scenario.name]  # the one it replaces is not kept
+        problem = _over_caps(len(others) + 1, sum(s.size for s in [*others, scenario]))
+        if problem is not None:
+            raise Conflict(
+                f"{problem}; replace one by uploading it under its name, or reset (POST /_emulator/reset)"
             )
         self.scenarios[scenario.name] = scenario
-
-    def _is_uploaded(self, name: str) -> bool:
-        return name in self.scenarios and self._startup.get(name) is not self.scenarios[name]
 
     def _uploaded(self) -> list[Scenario]:
         return [s for name, s in self.scenarios.items() if self._startup.get(name) is not s]
@@ -343,10 +355,10 @@ class ScenarioRegistry:
         """Check a saved `state()`; the returned commit puts it in place (it cannot fail). Uploaded scenarios
         override the flags' ones of the same name, as they did before the restart."""
         scenarios = dict(self._startup)
-        if len(state["uploaded"]) > MAX_UPLOADED_SCENARIOS:
-            raise ValueError(
-                f"{len(state['uploaded'])} uploaded scenarios; at most {MAX_UPLOADED_SCENARIOS} can be uploaded"
-            )
+        size = sum(len(str(s["text"]).encode("utf-8", "replace")) for s in state["uploaded"])
+        problem = _over_caps(len(state["uploaded"]), size)
+        if problem is not None:
+            raise ValueError(problem)
         for saved in state["uploaded"]:
             scenario = self.revive(saved)
             scenarios[scenario.name] = scenario
@@ -360,6 +372,7 @@ class ScenarioRegistry:
 
         def commit() -> None:
             self.scenarios, self.default, self._queued = scenarios, default, queued
+            self.generation += 1
 
         return commit
 
@@ -376,6 +389,18 @@ class ScenarioRegistry:
         if current is not None and current.text == text and current.source == source:
             return current
         return parse_text(text, source=source, name=name)
+
+
+def _over_caps(count: int, size: int) -> str | None:
+    """Why `count` uploaded scenarios of `size` bytes in all are too many, or None."""
+    if count > MAX_UPLOADED_SCENARIOS:
+        return f"At most {MAX_UPLOADED_SCENARIOS} scenarios can be uploaded ({count} would be)"
+    if size > MAX_UPLOADED_SCENARIO_BYTES:
+        return (
+            f"Uploaded scenarios can hold at most {MAX_UPLOADED_SCENARIO_BYTES} bytes of documents in all "
+            f"({size} would)"
+        )
+    return None
 
 
 def _step(raw: Mapping[str, Any]) -> Step:

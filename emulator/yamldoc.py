@@ -31,8 +31,10 @@ def load(text: str) -> Any:
     if _LIBYAML_LOADER is not None:
         try:
             return yaml.load(text, Loader=_LIBYAML_LOADER)
-        except yaml.YAMLError:
-            pass  # parse again below: the same error, in the words the emulator has always used
+        except yaml.YAMLError as exc:
+            if "maximum nesting depth" in str(getattr(exc, "problem", "")):
+                raise NestsTooDeeply() from None  # the pure-Python parser would take a second to say so
+            # Otherwise parse again below: the same error, in the words the emulator has always used.
     try:
         return yaml.safe_load(text)
     except RecursionError:
@@ -60,7 +62,8 @@ def plain_data_problem(document: Any, *, max_values: int, max_depth: int) -> tup
         if isinstance(value, dict):
             for key, item in value.items():
                 if not isinstance(key, str):
-                    return _unwind((where, _shown(key))), f"a key must be a string, not {_kind(key)}; quote it"
+                    reason = f"a key must be a string, not {_kind(key)}; quote it"
+                    return _unwind((where, _shown(key))), reason
                 if not _is_unicode(key):
                     return _unwind(where), f"key {key!r} holds a lone surrogate (not Unicode text)"
                 pending.append((item, depth + 1, (where, key)))
@@ -74,7 +77,8 @@ def plain_data_problem(document: Any, *, max_values: int, max_depth: int) -> tup
             if math.isnan(value):
                 return _unwind(where), ".nan is not a number"
             if math.isinf(value):
-                return _unwind(where), f"{_shown(value)} is not a finite number (past 1.8e308, 1.0e+400 reads as .inf)"
+                reason = f"{_shown(value)} is not a finite number (past 1.8e308, 1.0e+400 reads as .inf)"
+                return _unwind(where), reason
         elif not isinstance(value, int | None):  # bool is an int
             return _unwind(where), f"{_kind(value)} is not JSON data; quote it to make it a string"
     return None
