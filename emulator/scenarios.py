@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
+import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,8 +27,9 @@ if TYPE_CHECKING:
 SCENARIO_SCHEMA = "scenario"
 YAML_SUFFIXES = (".yaml", ".yml")
 
-# Far more than any scenario needs; a document past them is refused before it is validated. The depth
-# stays well under what jsonschema and orjson (255 levels) walk.
+# Far more than any scenario needs (a file, an upload, a state file's copy); a document past them is refused
+# before it is validated. The depth stays well under what jsonschema and orjson (255 levels) walk.
+MAX_DOCUMENT_BYTES = 256 * 1024
 MAX_DOCUMENT_VALUES = 100_000
 MAX_DOCUMENT_DEPTH = 64
 # Scenarios uploaded through the control plane (POST /_emulator/scenarios); replacing one by name does not
@@ -196,6 +199,8 @@ def _faults(raw_faults: list[dict[str, Any]], source: str) -> tuple[Fault, ...]:
 
 def parse_text(text: str, *, source: str, name: str | None = None, check_schema: bool = True) -> Scenario:
     """A scenario from YAML (JSON is YAML too)."""
+    if len(text) > MAX_DOCUMENT_BYTES or len(text.encode("utf-8", "replace")) > MAX_DOCUMENT_BYTES:
+        raise ScenarioError(source, "", f"larger than {MAX_DOCUMENT_BYTES} bytes, the most a scenario may be")
     try:
         document = yamldoc.load(text)
     except yaml.YAMLError as exc:
@@ -205,8 +210,17 @@ def parse_text(text: str, *, source: str, name: str | None = None, check_schema:
 
 
 def load_file(path: Path, *, check_schema: bool = True) -> Scenario:
+    """A scenario file: a regular file (not /dev/zero, a FIFO...) of at most MAX_DOCUMENT_BYTES."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise ScenarioError(str(path), "", "not a regular file")
+            raw = file.read(MAX_DOCUMENT_BYTES + 1)
+        if len(raw) > MAX_DOCUMENT_BYTES:
+            raise ScenarioError(
+                str(path), "", f"larger than {MAX_DOCUMENT_BYTES} bytes, the most a scenario may be"
+            )
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(str(path), "", f"cannot read: {exc}") from None
     return parse_text(text, source=str(path), name=path.stem, check_schema=check_schema)

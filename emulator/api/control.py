@@ -16,11 +16,11 @@ from emulator.errors import BadRequest, PayloadTooLarge
 from emulator.job_view import job_json
 from emulator.lifecycle import JobError
 from emulator.options import DEFAULT_SANDBOX
-from emulator.scenarios import ScenarioError, parse_text
+from emulator.scenarios import MAX_DOCUMENT_BYTES, ScenarioError, parse_text
 from emulator.store import ExportJob, Tenant
 
 PREFIX = "/_emulator"
-MAX_SCENARIO_BYTES = 256 * 1024
+MAX_SCENARIO_BYTES = MAX_DOCUMENT_BYTES
 # Reading a scenario of MAX_SCENARIO_BYTES takes up to about 2 s of CPU (YAML, schema, checks): it happens in
 # this one thread, so the event loop keeps answering meanwhile, and uploads wait for each other.
 _PARSER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aep-emulator-scenario")

@@ -279,6 +279,25 @@ def test_serve_refuses_a_hostile_scenario_file_in_one_line(tmp_path: Path) -> No
     ]
 
 
+def test_scenarios_validate_refuses_what_is_not_a_small_regular_file(tmp_path: Path) -> None:
+    """/dev/zero would be read forever; a file past the upload's limit is refused as the upload is."""
+    big = tmp_path / "big.yaml"
+    big.write_text(with_steps("description: " + "x" * MAX_SCENARIO_BYTES), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "emulator", "scenarios", "validate", "/dev/zero", str(big)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=clean_env(),
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "aep-emulator: error: /dev/zero: <document>: not a regular file",
+        f"aep-emulator: error: {big}: <document>: larger than {MAX_SCENARIO_BYTES} bytes, "
+        "the most a scenario may be",
+    ]
+
+
 def test_a_state_file_with_a_hostile_scenario_is_refused_naming_the_file(tmp_path: Path) -> None:
     """A scenario saved in a state file is parsed again on load, by the same checks."""
     backend = Backend(Options(clock="manual"))
