@@ -154,6 +154,7 @@ def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGro
         if group is None:
             group = group_of_path(request.path)
         request[ROUTE_GROUP] = group
+        epoch = backend.journal.epoch  # a request started before a reset never enters the next journal
         tenant = None
         dropped = False
         try:
@@ -184,7 +185,8 @@ def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGro
                 time=backend.clock.now_ms(),
                 dropped=dropped,
                 note=request.get(JOURNAL_NOTE),
-            )
+            ),
+            epoch,
         )
         return response
 
