@@ -14,12 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from emulator.clock import check_speed
 from emulator.options import (
     DEFAULT_FILE_CACHE_BYTES,
     DEFAULT_JOURNAL_LIMIT,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_JOBS_PER_TENANT,
     DEFAULT_SAVE_INTERVAL_SECONDS,
+    MAX_SPEED,
     Options,
 )
 from emulator.scenarios import ScenarioError, bundled, load_file, load_paths
@@ -67,6 +69,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _speed(text: str) -> float:
+    try:
+        return check_speed(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.args[0].removeprefix('--speed ')} ('{text}')") from None
+
+
 def _count(minimum: int) -> Any:
     def parse(text: str) -> int:
         try:
@@ -108,7 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--default-scenario", default=_env("default_scenario", "success"))
     serve.add_argument("--seed", type=int, default=_env("seed", "0"))
     serve.add_argument("--clock", choices=CLOCKS, default=_env("clock", "real"))
-    serve.add_argument("--speed", type=_positive_float, default=_env("speed", "1"))
+    serve.add_argument(
+        "--speed",
+        type=_speed,
+        default=_env("speed", "1"),
+        help=f"how fast a real clock runs: above 0, at most {MAX_SPEED:,.0f} (default %(default)s)",
+    )
     serve.add_argument("--start-time", type=_rfc3339_ms, default=_env("start_time"), help="RFC 3339")
     serve.add_argument("--auth", choices=AUTH_MODES, default=_env("auth", "open"))
     serve.add_argument(
