@@ -166,8 +166,10 @@ class ExportJobs:
             self.store.tenant(job.tenant).remove_job(job)
             return DELETED
         scenario = job.scenario
-        job.progress = lifecycle.cancel(
-            job.progress, scenario.cancel_status, scenario.cancel_errors, self.clock.now_ms()
+        job.set_progress(
+            lifecycle.cancel(
+                job.progress, scenario.cancel_status, scenario.cancel_errors, self.clock.now_ms()
+            )
         )
         return CANCELLING
 
@@ -177,7 +179,7 @@ class ExportJobs:
             raise Conflict(
                 f"Export job {job.id} is already {job.progress.status}; terminal states never change"
             )
-        job.progress = lifecycle.force(job.progress, status, errors, self.clock.now_ms())
+        job.set_progress(lifecycle.force(job.progress, status, errors, self.clock.now_ms()))
         return job
 
     # -- queries --------------------------------------------------------------------------------
@@ -217,7 +219,7 @@ class ExportJobs:
         raise NotFound(f"The export job '{job_id}' was not found")
 
     def list(self, tenant: Tenant, query: ListQuery) -> JobPage:
-        return first_page(self.store.tenants.get(tenant) or TenantState(), query, self.refresh)
+        return first_page(self.store.tenants.get(tenant) or TenantState(), query, self.clock.now_ms())
 
     # -- state file (emulator/persistence.py) ---------------------------------------------------
 
