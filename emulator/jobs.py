@@ -268,6 +268,12 @@ class ExportJobs:
             tenants[tenant] = (sorted(listed, key=lambda one: one.index_key), hits)
         if len(jobs) != sum(len(saved["jobs"]) for saved in state["tenants"]):
             raise ValueError("a job id appears twice")
+        if jobs and max(jobs) > last_job_id:
+            raise ValueError(f"job {max(jobs)} is past lastJobId {last_job_id}: new jobs would reuse its id")
+        for job in jobs.values():
+            steps = len(job.scenario.steps)
+            if job.progress.step >= steps:
+                raise ValueError(f"job {job.id} is at step {job.progress.step} of a {steps}-step scenario")
 
         def commit() -> None:
             self.store.last_job_id = last_job_id
