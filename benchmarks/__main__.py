@@ -208,10 +208,14 @@ def http_rows(http: dict[str, Any]) -> list[Row]:
 
     latency = http["list_latency"]
     small, large = latency["small_jobs"], latency["large_jobs"]
-    labels = {
+    labels = {  # DESIGN.md 6: every documented sort and filter within 2x
         "default": ("List first page p50", 2.0),
-        "sort_update_time": ("List p50, sort=updateTime:desc", None),
-        "status_no_match": ("List p50, status=FAILED (none match)", None),
+        "sort_creation_asc": ("List p50, sort=creationTime:asc", 2.0),
+        "sort_update_time": ("List p50, sort=updateTime:desc", 2.0),
+        "sort_update_time_asc": ("List p50, sort=updateTime:asc", 2.0),
+        "status_match": ("List p50, status=NEW (all match)", 2.0),
+        "status_no_match": ("List p50, status=FAILED (none match)", 2.0),
+        "status_sorted": ("List p50, status=NEW&sort=updateTime:asc", 2.0),
     }
     for name, (label, limit) in labels.items():
         query = latency["queries"][name]

@@ -143,7 +143,9 @@ def create_app(options: Options | None = None, backend: Backend | None = None) -
     )
     app[BACKEND] = backend
     if options.state_file is not None:
-        saver = app[STATE_SAVER] = Saver(backend, options.state_file)
+        lock = backend.state_lock  # the backend loaded the file the lock names (symbolic links followed)
+        state_path = lock.path if lock is not None else options.state_file
+        saver = app[STATE_SAVER] = Saver(backend, state_path, lock)
         app.cleanup_ctx.append(_saving(saver, options.save_interval))
     for group in ROUTE_GROUPS:
         for method, path, handler in group.routes:
@@ -163,6 +165,7 @@ def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGro
         if group is None:
             group = group_of_path(request.path)
         request[ROUTE_GROUP] = group
+        epoch = backend.journal.epoch  # a request started before a reset never enters the next journal
         tenant = None
         dropped = False
         try:
@@ -193,7 +196,8 @@ def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGro
                 time=backend.clock.now_ms(),
                 dropped=dropped,
                 note=request.get(JOURNAL_NOTE),
-            )
+            ),
+            epoch,
         )
         return response
 
@@ -267,6 +271,7 @@ def _saving(saver: Saver, interval: float) -> Callable[[web.Application], AsyncI
             await task  # lets a write in progress finish: two writers never race to rename
         finally:
             await _save(saver)
+            saver.close()
 
     return context
 

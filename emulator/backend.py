@@ -18,7 +18,7 @@ from emulator.options import Options
 from emulator.scenarios import ScenarioRegistry, startup_scenarios
 from emulator.store import Batch, ExportJob, Store, Tenant
 from emulator.tokens import Tokens, load_credentials
-from emulator.validation import Schemas, bundled_schemas
+from emulator.validation import Schemas, bundled_schemas, describe
 
 if TYPE_CHECKING:
     from emulator.exportdata import Exports
@@ -51,10 +51,27 @@ class Backend:
             max_per_tenant=options.max_jobs_per_tenant,
         )
         self._exports: Exports | None = None
+        # Held from the load to the last save (see persistence.StateLock); released by close().
+        self.state_lock: persistence.StateLock | None = None
         if options.state_file is not None:
-            state = persistence.load(options.state_file, self.compatibility())
-            if state is not None:
-                self.restore(state, source=options.state_file)
+            path = persistence.resolve(options.state_file)
+            self.state_lock = persistence.StateLock(path)
+            try:
+                state = persistence.load(path, self.compatibility(), self._check_state)
+                if state is not None:
+                    self.restore(state, source=path)
+            except BaseException:
+                self.close()
+                raise
+
+    def close(self) -> None:
+        """Let another emulator use the state file (the app does it after its last save)."""
+        if self.state_lock is not None:
+            self.state_lock.release()
+
+    def _check_state(self, document: Any) -> str | None:
+        error = self.schemas.first_error("state", document)
+        return None if error is None else describe(error)
 
     @property
     def exports(self) -> Exports:

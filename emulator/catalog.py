@@ -199,6 +199,16 @@ class Catalog:
             datasets = [dataset_from_state(tenant, d) for d in saved["datasets"]]
             batches = [batch_from_state(tenant, b, jobs) for b in saved["batches"]]
             tenants[tenant] = ({d.id: d for d in datasets}, {b.id: b for b in batches})
+        for batch_or_job, tenant, dataset_id in (
+            *(
+                (f"batch {b.id}", b.tenant, b.dataset_id)
+                for _, found in tenants.values()
+                for b in found.values()
+            ),
+            *((f"job {j.id}", j.tenant, j.request["destination"]["datasetId"]) for j in jobs.values()),
+        ):
+            if dataset_id not in tenants.get(tenant, ({}, {}))[0]:
+                raise ValueError(f"{batch_or_job}: no dataset {dataset_id} in its tenant")
 
         def commit() -> None:
             self._ids = ids

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from emulator import __version__
+from emulator.clock import check_speed
 from emulator.options import (
     DEFAULT_FILE_CACHE_BYTES,
     DEFAULT_JOURNAL_LIMIT,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_JOBS_PER_TENANT,
     DEFAULT_SAVE_INTERVAL_SECONDS,
+    MAX_SPEED,
     Options,
 )
 from emulator.scenarios import Scenario, ScenarioError, load_paths, startup_scenarios
@@ -72,6 +74,13 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0: '{text}'")
     return value
+
+
+def _speed(text: str) -> float:
+    try:
+        return check_speed(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.args[0].removeprefix('--speed ')} ('{text}')") from None
 
 
 def _count(minimum: int | None) -> Callable[[str], int]:
@@ -165,7 +174,13 @@ SERVE_FLAGS = (
     Flag("--default-scenario", "scenario for jobs nothing else picks one for", "success", metavar="NAME"),
     Flag("--seed", "seed for ids and generated data", 0, _count(None), metavar="INT"),
     Flag("--clock", "real: wall time x --speed; manual: frozen until advanced", "real", choices=CLOCKS),
-    Flag("--speed", "real-clock speed factor (60: a minute per second)", 1.0, _positive_float, metavar="X"),
+    Flag(
+        "--speed",
+        f"real-clock speed factor (60: a minute per second), above 0 and at most {MAX_SPEED:,.0f}",
+        1.0,
+        _speed,
+        metavar="X",
+    ),
     Flag(
         "--start-time",
         "the clock's start instant, RFC 3339 with an offset",

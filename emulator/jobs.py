@@ -155,20 +155,25 @@ class ExportJobs:
         return self.tenant_fault(tenant, self.scenarios.get(self.scenarios.default), "list_jobs")
 
     def poll(self, job: ExportJob) -> ExportJob:
-        """A GET of the job (found with `get`): counts as a poll, then its status is computed."""
+        """A GET of the job (found with `get`, maybe before an await): counts as a poll, then its status is
+        computed."""
+        self._current(job)
         job.refresh(self.clock.now_ms(), poll=True)
         return job
 
-    def cancel(self, tenant: Tenant, job_id: str) -> str:
-        """Cancel a live job or delete a finished one; returns AEP's message."""
-        job = self.get(tenant, job_id)
+    def cancel(self, job: ExportJob) -> str:
+        """Cancel a live job or delete a finished one (found with `get`, maybe before an await); returns
+        AEP's message."""
+        self._current(job)
         self.refresh(job)
         if job.progress.is_terminal:
-            self.store.tenant(tenant).remove_job(job)
+            self.store.tenant(job.tenant).remove_job(job)
             return DELETED
         scenario = job.scenario
-        job.progress = lifecycle.cancel(
-            job.progress, scenario.cancel_status, scenario.cancel_errors, self.clock.now_ms()
+        job.set_progress(
+            lifecycle.cancel(
+                job.progress, scenario.cancel_status, scenario.cancel_errors, self.clock.now_ms()
+            )
         )
         return CANCELLING
 
@@ -178,7 +183,7 @@ class ExportJobs:
             raise Conflict(
                 f"Export job {job.id} is already {job.progress.status}; terminal states never change"
             )
-        job.progress = lifecycle.force(job.progress, status, errors, self.clock.now_ms())
+        job.set_progress(lifecycle.force(job.progress, status, errors, self.clock.now_ms()))
         return job
 
     # -- queries --------------------------------------------------------------------------------
@@ -189,6 +194,15 @@ class ExportJobs:
         if job is None:
             raise NotFound(f"The export job '{job_id}' was not found")
         return job
+
+    def _current(self, job: ExportJob) -> None:
+        """A reset is a boundary: a request that found `job` and then waited (a scenario delay) acts on it
+        only if the store still holds that very object. After a reset (of everything or of the job's
+        tenant), or a DELETE meanwhile, it does not, even if a new job has the same id: the request answers
+        as its own world now would, 404."""
+        state = self.store.tenants.get(job.tenant)
+        if state is None or state.jobs.get(job.id) is not job:
+            raise NotFound(f"The export job '{job.id}' was not found")
 
     def refresh(self, job: ExportJob) -> None:
         """Bring a job's status up to the clock without counting a poll."""
@@ -209,7 +223,7 @@ class ExportJobs:
         raise NotFound(f"The export job '{job_id}' was not found")
 
     def list(self, tenant: Tenant, query: ListQuery) -> JobPage:
-        return first_page(self.store.tenants.get(tenant) or TenantState(), query, self.refresh)
+        return first_page(self.store.tenants.get(tenant) or TenantState(), query, self.clock.now_ms())
 
     # -- state file (emulator/persistence.py) ---------------------------------------------------
 
@@ -258,6 +272,12 @@ class ExportJobs:
             tenants[tenant] = (sorted(listed, key=lambda one: one.index_key), hits)
         if len(jobs) != sum(len(saved["jobs"]) for saved in state["tenants"]):
             raise ValueError("a job id appears twice")
+        if jobs and max(jobs) > last_job_id:
+            raise ValueError(f"job {max(jobs)} is past lastJobId {last_job_id}: new jobs would reuse its id")
+        for job in jobs.values():
+            steps = len(job.scenario.steps)
+            if job.progress.step >= steps:
+                raise ValueError(f"job {job.id} is at step {job.progress.step} of a {steps}-step scenario")
 
         def commit() -> None:
             self.store.last_job_id = last_job_id

@@ -51,8 +51,14 @@ class JournalEntry:
 class Journal:
     def __init__(self, limit: int):
         self._entries: deque[JournalEntry] = deque(maxlen=limit)
+        # Counts clears (a reset, DELETE /_emulator/requests): a request records the epoch it started in,
+        # and its entry is dropped if the journal was cleared meanwhile.
+        self.epoch = 0
 
-    def record(self, entry: JournalEntry) -> None:
+    def record(self, entry: JournalEntry, epoch: int | None = None) -> None:
+        """Append `entry`, unless the request started (at `epoch`) before the journal was last cleared."""
+        if epoch is not None and epoch != self.epoch:
+            return
         if entry.status in OVERSIZED:
             entry = replace(entry, path=entry.path[:MAX_OVERSIZED_PATH_CHARS], query={}, headers={})
         if len(entry.body) > MAX_BODY_CHARS:
@@ -62,6 +68,7 @@ class Journal:
 
     def clear(self) -> None:
         self._entries.clear()
+        self.epoch += 1
 
     def entries(self, filters: Mapping[str, str]) -> list[JournalEntry]:
         """Filter by `method`, `path` (prefix), `org` and `sandbox`."""

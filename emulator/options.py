@@ -20,6 +20,8 @@ DEFAULT_MAX_JOBS_PER_TENANT = 100_000
 DEFAULT_JOURNAL_LIMIT = 10_000
 DEFAULT_FILE_CACHE_BYTES = 8 * 1024 * 1024
 DEFAULT_SAVE_INTERVAL_SECONDS = 5.0
+# --speed: finite, above 0 and at most this (a real clock at this speed reaches year 9999 in about 90 days).
+MAX_SPEED = 1_000_000.0
 
 
 @dataclass(frozen=True)

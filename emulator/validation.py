@@ -160,7 +160,7 @@ def _fast_schema(
         ref = str(schema["$ref"])
         file, _, name = ref.partition("#/$defs/")
         target_root = documents.get(file.removesuffix(SCHEMA_SUFFIX)) if file else root
-        target = target_root.get("$defs", {}).get(name) if target_root else None
+        target = (target_root.get("$defs", {}).get(name) if name else target_root) if target_root else None
         if ref in expanding or not schema.keys() <= ANNOTATIONS | {"$ref"} or target_root is None:
             return None
         return _fast_schema(target, target_root, documents, expanding | {ref})

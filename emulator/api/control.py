@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -13,11 +16,14 @@ from emulator.errors import BadRequest, PayloadTooLarge
 from emulator.job_view import job_json
 from emulator.lifecycle import JobError
 from emulator.options import DEFAULT_SANDBOX
-from emulator.scenarios import ScenarioError, parse_text
+from emulator.scenarios import MAX_DOCUMENT_BYTES, ScenarioError, parse_text
 from emulator.store import ExportJob, Tenant
 
 PREFIX = "/_emulator"
-MAX_SCENARIO_BYTES = 256 * 1024
+MAX_SCENARIO_BYTES = MAX_DOCUMENT_BYTES
+# Reading a scenario of MAX_SCENARIO_BYTES takes up to about 2 s of CPU (YAML, schema, checks): it happens in
+# this one thread, so the event loop keeps answering meanwhile, and uploads wait for each other.
+_PARSER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aep-emulator-scenario")
 
 
 async def health(request: web.Request) -> web.Response:
@@ -62,12 +68,18 @@ async def add_scenario(request: web.Request) -> web.Response:
     if len(raw) > MAX_SCENARIO_BYTES:
         raise PayloadTooLarge(f"A scenario document may be at most {MAX_SCENARIO_BYTES} bytes")
     try:
-        scenario = parse_text(raw.decode("utf-8"), source="upload")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("Scenario document is not valid UTF-8") from None
+    registry = backend_of(request).scenarios
+    generation = registry.generation
+    try:
+        scenario = await asyncio.get_running_loop().run_in_executor(
+            _PARSER, partial(parse_text, text, source="upload")
+        )
     except ScenarioError as exc:
         raise BadRequest(f"Invalid scenario: {exc}") from None
-    backend_of(request).scenarios.add(scenario)
+    registry.add(scenario, generation=generation)
     return json_response(scenario.summary(), status=201)
 
 
