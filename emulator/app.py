@@ -19,6 +19,7 @@ from emulator.api.common import (
     Route,
     RouteGroup,
     backend_of,
+    body_of,
     client_request_id,
 )
 from emulator.backend import Backend
@@ -130,7 +131,14 @@ def create_app(options: Options | None = None, backend: Backend | None = None) -
     app = web.Application(
         client_max_size=options.max_body_bytes,
         middlewares=[aep_middleware(backend, groups)],
-        handler_args={"max_line_size": PARSER_LIMIT_BYTES, "max_field_size": PARSER_LIMIT_BYTES},
+        handler_args={
+            "max_line_size": PARSER_LIMIT_BYTES,
+            "max_field_size": PARSER_LIMIT_BYTES,
+            # Idle connections, and request heads still arriving, are closed after this (aiohttp: an hour).
+            "keepalive_timeout": options.keepalive_timeout,
+            # Bodies are decoded by emulator/api/bodies.py, bounded by --max-body-bytes as they inflate.
+            "auto_decompress": False,
+        },
     )
     app[BACKEND] = backend
     if options.state_file is not None:
@@ -217,8 +225,8 @@ def error_response(request: web.Request, exc: Exception, envelope: Envelope) -> 
 
 async def _body_text(request: web.Request) -> str:
     try:
-        return (await request.read()).decode("utf-8", errors="replace")
-    except web.HTTPException:
+        return (await body_of(request)).decode("utf-8", errors="replace")
+    except ApiError:  # too large, too slow, or badly encoded: the entry's status says which
         return ""
 
 

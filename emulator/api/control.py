@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from emulator import __version__, openapi
-from emulator.api.common import JSON, backend_of, json_response, read_json
+from emulator.api.common import JSON, backend_of, body_of, json_response, read_json
 from emulator.backend import Backend
 from emulator.errors import BadRequest, PayloadTooLarge
 from emulator.job_view import job_json
@@ -58,7 +58,7 @@ async def list_scenarios(request: web.Request) -> web.Response:
 
 
 async def add_scenario(request: web.Request) -> web.Response:
-    raw = await request.read()
+    raw = await body_of(request)
     if len(raw) > MAX_SCENARIO_BYTES:
         raise PayloadTooLarge(f"A scenario document may be at most {MAX_SCENARIO_BYTES} bytes")
     try:
