@@ -49,6 +49,7 @@ MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 8 * 1024  # one header line: name and value
 MAX_HEADERS_BYTES = 64 * 1024  # all header lines together
 PARSER_LIMIT_BYTES = 32 * 1024
+MAX_LINGERING_SECONDS = 10.0
 
 CATALOG = catalog.PREFIX
 JOBS = export_jobs.PREFIX
@@ -136,6 +137,9 @@ def create_app(options: Options | None = None, backend: Backend | None = None) -
             "max_field_size": PARSER_LIMIT_BYTES,
             # Idle connections, and request heads still arriving, are closed after this (aiohttp: an hour).
             "keepalive_timeout": options.keepalive_timeout,
+            # After an answer, the unread rest of a body is read and dropped for this long (aiohttp: 10 s),
+            # then the connection is closed: a body that stalls is not waited for twice.
+            "lingering_time": min(MAX_LINGERING_SECONDS, options.body_timeout),
             # Bodies are decoded by emulator/api/bodies.py, bounded by --max-body-bytes as they inflate.
             "auto_decompress": False,
         },

@@ -19,11 +19,15 @@ from typing import Any, NoReturn
 
 from emulator import __version__
 from emulator.options import (
+    DEFAULT_BODY_TIMEOUT_SECONDS,
     DEFAULT_FILE_CACHE_BYTES,
     DEFAULT_JOURNAL_LIMIT,
+    DEFAULT_KEEPALIVE_TIMEOUT_SECONDS,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_JOBS_PER_TENANT,
+    DEFAULT_MAX_TENANT_BYTES,
     DEFAULT_SAVE_INTERVAL_SECONDS,
+    DEFAULT_SEND_TIMEOUT_SECONDS,
     Options,
 )
 from emulator.scenarios import Scenario, ScenarioError, load_paths, startup_scenarios
@@ -35,6 +39,7 @@ CLOCKS = ("real", "manual")
 AUTH_MODES = ("open", "strict")
 VALIDATION_MODES = ("strict", "lenient")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MAX_TIMEOUT_SECONDS = 86400.0
 GC_YOUNG_THRESHOLD = 20_000  # container allocations between young collections (Python's default: 700)
 
 
@@ -71,6 +76,14 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0: '{text}'")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A timeout: seconds, finite, at most a day."""
+    value = _positive_float(text)
+    if not value <= MAX_TIMEOUT_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_TIMEOUT_SECONDS:g} seconds: '{text}'")
     return value
 
 
@@ -238,6 +251,34 @@ SERVE_FLAGS = (
         _count(0),
         metavar="N",
     ),
+    Flag(
+        "--max-tenant-bytes",
+        "bytes of dataset and job requests a tenant may store; past it, a create is refused with 413",
+        DEFAULT_MAX_TENANT_BYTES,
+        _count(1),
+        metavar="N",
+    ),
+    Flag(
+        "--keepalive-timeout",
+        "seconds before a connection that is idle, or still sending its request head, is closed",
+        DEFAULT_KEEPALIVE_TIMEOUT_SECONDS,
+        _seconds,
+        metavar="SECONDS",
+    ),
+    Flag(
+        "--body-timeout",
+        "seconds a request body may take to arrive in full; past it, 408",
+        DEFAULT_BODY_TIMEOUT_SECONDS,
+        _seconds,
+        metavar="SECONDS",
+    ),
+    Flag(
+        "--send-timeout",
+        "seconds a client may read nothing of a response before its connection is cut",
+        DEFAULT_SEND_TIMEOUT_SECONDS,
+        _seconds,
+        metavar="SECONDS",
+    ),
     Flag("--log-level", "what the log shows", "WARNING", str.upper, choices=LOG_LEVELS),
 )
 FLAGS = {flag.dest: flag for flag in SERVE_FLAGS}
@@ -307,6 +348,10 @@ def options_from(args: argparse.Namespace) -> Options:
         max_jobs_per_tenant=value["max_jobs_per_tenant"],
         journal_limit=value["journal_limit"],
         file_cache_bytes=value["file_cache_bytes"],
+        max_tenant_bytes=value["max_tenant_bytes"],
+        keepalive_timeout=value["keepalive_timeout"],
+        body_timeout=value["body_timeout"],
+        send_timeout=value["send_timeout"],
     )
 
 
