@@ -4,6 +4,7 @@ and the exported-file cache. Past each, a clear 4xx or an eviction, never unboun
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from aiohttp.web import Application
@@ -277,3 +278,22 @@ def test_a_bad_limit_in_the_environment_exits_2_naming_it() -> None:
     _, stderr = served.process.communicate(timeout=60)
     assert served.process.returncode == 2
     assert "lots" in stderr.decode()
+
+
+class TestLenientLog:
+    """Issue 12, finding 11: lenient validation logged a line per dropped value (24k for one request)."""
+
+    @pytest.fixture
+    def options(self) -> Options:
+        return Options(clock="manual", start_time_ms=START_MS, validation="lenient")
+
+    async def test_one_request_logs_one_line_however_many_values_it_drops(
+        self, aep: Aep, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        tags = {f"tag{number}": number for number in range(2000)}  # each should be a list of strings
+        with caplog.at_level(logging.WARNING, logger="emulator.validation"):
+            await aep.create_dataset(tags=tags)
+        lines = [r.getMessage() for r in caplog.records if r.name == "emulator.validation"]
+        assert len(lines) == 1, len(lines)
+        assert "dropped 2000 value(s)" in lines[0] and "and 1997 more" in lines[0]
+        assert len(lines[0]) < 1000
