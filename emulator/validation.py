@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 SCHEMA_SUFFIX = ".schema.json"
 log = logging.getLogger("emulator.validation")
-# A lenient request's log line names this many of the values it dropped, then counts the rest.
-LENIENT_LOG_EXAMPLES = 3
+# A lenient request's log line names up to this many of the values it dropped, then counts the rest.
+LENIENT_LOG_EXAMPLES = 10
 # Each lenient pass drops at least one value; a document needing more passes than this is refused.
 MAX_LENIENT_PASSES = 100
 
