@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from emulator.budget import TenantBudget
 from emulator.clock import Clock
 from emulator.errors import BadRequest, NotFound
 from emulator.lifecycle import CANCELLED, FAILED, SUCCEEDED
@@ -32,9 +33,10 @@ BATCH_STATUS = {SUCCEEDED: "success", FAILED: "failed", CANCELLED: "aborted"}
 
 
 class Catalog:
-    def __init__(self, store: Store, clock: Clock, seed: int):
+    def __init__(self, store: Store, clock: Clock, seed: int, budget: TenantBudget | None = None):
         self.store = store
         self.clock = clock
+        self.budget = budget or TenantBudget()
         self._seed = seed
         self.reset_ids()
 
@@ -48,6 +50,7 @@ class Catalog:
 
     def create_dataset(self, tenant: Tenant, body: dict[str, Any], client_id: str) -> Dataset:
         dataset = Dataset(self.new_id(), tenant, self.clock.now_ms(), body, client_id)
+        self.budget.hold(tenant, dataset, body)
         self.store.tenant(tenant).datasets[dataset.id] = dataset
         return dataset
 
