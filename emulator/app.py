@@ -19,6 +19,7 @@ from emulator.api.common import (
     Route,
     RouteGroup,
     backend_of,
+    body_of,
     client_request_id,
 )
 from emulator.backend import Backend
@@ -48,6 +49,7 @@ MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 8 * 1024  # one header line: name and value
 MAX_HEADERS_BYTES = 64 * 1024  # all header lines together
 PARSER_LIMIT_BYTES = 32 * 1024
+MAX_LINGERING_SECONDS = 10.0
 
 CATALOG = catalog.PREFIX
 JOBS = export_jobs.PREFIX
@@ -139,7 +141,17 @@ def create_app(options: Options | None = None, backend: Backend | None = None) -
     app = web.Application(
         client_max_size=options.max_body_bytes,
         middlewares=[aep_middleware(backend, groups)],
-        handler_args={"max_line_size": PARSER_LIMIT_BYTES, "max_field_size": PARSER_LIMIT_BYTES},
+        handler_args={
+            "max_line_size": PARSER_LIMIT_BYTES,
+            "max_field_size": PARSER_LIMIT_BYTES,
+            # Idle connections, and request heads still arriving, are closed after this (aiohttp: an hour).
+            "keepalive_timeout": options.keepalive_timeout,
+            # After an answer, the unread rest of a body is read and dropped for this long (aiohttp: 10 s),
+            # then the connection is closed: a body that stalls is not waited for twice.
+            "lingering_time": min(MAX_LINGERING_SECONDS, options.body_timeout),
+            # Bodies are decoded by emulator/api/bodies.py, bounded by --max-body-bytes as they inflate.
+            "auto_decompress": False,
+        },
     )
     app[BACKEND] = backend
     if options.state_file is not None:
@@ -230,8 +242,8 @@ def error_response(request: web.Request, exc: Exception, envelope: Envelope) -> 
 
 async def _body_text(request: web.Request) -> str:
     try:
-        return (await request.read()).decode("utf-8", errors="replace")
-    except web.HTTPException:
+        return (await body_of(request)).decode("utf-8", errors="replace")
+    except ApiError:  # too large, too slow, or badly encoded: the entry's status says which
         return ""
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emulator import persistence
+from emulator.budget import TenantBudget
 from emulator.catalog import Catalog, batch_status
 from emulator.clock import Clock
 from emulator.faults import Faults
@@ -42,7 +43,9 @@ class Backend:
         self.scenarios = ScenarioRegistry(
             startup_scenarios(options.scenario_paths, notice or _log.warning), options.default_scenario
         )
-        self.catalog = Catalog(self.store, self.clock, options.seed, measures=self)
+        self.catalog = Catalog(
+            self.store, self.clock, options.seed, TenantBudget(options.max_tenant_bytes), measures=self
+        )
         self.jobs = ExportJobs(
             self.store,
             self.clock,

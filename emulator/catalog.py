@@ -7,6 +7,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from emulator.budget import TenantBudget
 from emulator.catalog_query import MAX_LIMIT, CatalogQuery, Item, parse, parse_properties, project
 from emulator.catalog_views import (
     BATCHES,
@@ -57,9 +58,17 @@ class _Unmeasured:
 
 
 class Catalog:
-    def __init__(self, store: Store, clock: Clock, seed: int, measures: BatchMeasures | None = None):
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        seed: int,
+        budget: TenantBudget | None = None,
+        measures: BatchMeasures | None = None,
+    ):
         self.store = store
         self.clock = clock
+        self.budget = budget or TenantBudget()
         self._seed = seed
         self.measures: BatchMeasures = measures or _Unmeasured()
         self.reset_ids()
@@ -74,6 +83,7 @@ class Catalog:
 
     def create_dataset(self, tenant: Tenant, body: dict[str, Any], client_id: str) -> Dataset:
         dataset = Dataset(self.new_id(), tenant, self.clock.now_ms(), body, client_id)
+        self.budget.hold(tenant, dataset, body)
         self.store.tenant(tenant).datasets[dataset.id] = dataset
         return dataset
 

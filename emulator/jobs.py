@@ -90,6 +90,7 @@ class ExportJobs:
         per_segment = normalized["destination"]["segmentPerBatch"]
         if per_segment and not segments:
             raise BadRequest("destination.segmentPerBatch: true needs at least one filter.segments entry")
+        size = self.catalog.budget.size(tenant, normalized)  # --max-tenant-bytes, checked before any change
         choice = self.scenarios.choose(requested_scenario, normalized)
         check_export(normalized, choice.scenario)
         fault = self.tenant_fault(tenant, choice.scenario, "create_job")
@@ -108,6 +109,7 @@ class ExportJobs:
             progress=lifecycle.start(scenario.steps, self.clock.now_ms()),
             profile_instance_id=profile_instance_id or DEFAULT_SEGMENT_NS,
         )
+        self.catalog.budget.hold(tenant, job, normalized, size)
         state.add_job(job)
         for index, batch_id in enumerate(job.batch_ids):
             segment = segments[index] if per_segment else None

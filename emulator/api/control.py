@@ -9,13 +9,15 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator import __version__, openapi
-from emulator.api.common import JSON, backend_of, json_response, read_json
+from emulator import __version__, journal, openapi
+from emulator.api.common import JSON, backend_of, body_of, json_response, read_json
 from emulator.backend import Backend
 from emulator.errors import BadRequest, PayloadTooLarge
 from emulator.job_view import job_json
+from emulator.jsonio import dumps
 from emulator.lifecycle import JobError
 from emulator.options import DEFAULT_SANDBOX
+from emulator.params import int_param
 from emulator.scenarios import MAX_DOCUMENT_BYTES, ScenarioError, parse_text
 from emulator.store import ExportJob, Tenant
 
@@ -64,7 +66,7 @@ async def list_scenarios(request: web.Request) -> web.Response:
 
 
 async def add_scenario(request: web.Request) -> web.Response:
-    raw = await request.read()
+    raw = await body_of(request)
     if len(raw) > MAX_SCENARIO_BYTES:
         raise PayloadTooLarge(f"A scenario document may be at most {MAX_SCENARIO_BYTES} bytes")
     try:
@@ -128,8 +130,21 @@ async def force_job(request: web.Request) -> web.Response:
 
 
 async def list_requests(request: web.Request) -> web.Response:
-    entries = backend_of(request).journal.entries(request.query)
-    return json_response({"requests": [e.to_json() for e in entries]})
+    """One page of the journal: `start` (0) and `limit` (journal.PAGE_DEFAULT, at most PAGE_MAX)."""
+    start = int_param(request.query, "start", 0)
+    limit = int_param(request.query, "limit", journal.PAGE_DEFAULT, minimum=1)
+    if limit > journal.PAGE_MAX:
+        raise BadRequest(f"Query parameter 'limit' must be at most {journal.PAGE_MAX}, got {limit}")
+    page = backend_of(request).journal.page(request.query, start, limit)
+    about = {
+        "start": start,
+        "limit": limit,
+        "count": page.matching,
+        "next": page.next,
+        "truncated": page.truncated,
+    }
+    body = b'{"requests":[' + b",".join(page.entries) + b'],"page":' + dumps(about) + b"}"
+    return web.Response(body=body, content_type=JSON)
 
 
 async def clear_requests(request: web.Request) -> web.Response:
