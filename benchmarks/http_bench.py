@@ -8,6 +8,7 @@ process is killed; `Server.stop` ends it (its whole process group) in a `finally
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -22,7 +23,10 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from benchmarks.peers import Peer
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -37,6 +41,7 @@ WRK_MARK = "WRK-RESULT "
 # A server that outlives this is killed by `timeout` even if the harness died without cleaning up.
 SERVER_LIFETIME_S = 900
 READY_TIMEOUT_S = 30.0
+PEER_READY_TIMEOUT_S = 90.0  # a JVM or Node start on a busy shared core
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,10 @@ class Config:
     small_jobs: int = 100
     large_jobs: int = 100_000
     create_concurrency: int = 16
+    # Seconds of load on each peer target before its first measured run: on one core the JVM takes some
+    # 10-20 s of load to compile WireMock's hot path. Longer than ours, so that a peer is measured warm
+    # (it can only favour the peer).
+    peer_warmup: int = 10
 
 
 @dataclass(frozen=True)
@@ -125,11 +134,15 @@ def free_port() -> int:
 
 
 class Server:
-    """A server process on 127.0.0.1, pinned, with a hard lifetime; use as a context manager."""
+    """A server process on 127.0.0.1, pinned, with a hard lifetime; use as a context manager.
 
-    def __init__(self, argv: list[str], cpu_prefix: list[str], port: int = 0):
+    Ours (the floor and the emulator) take `--host` and `--port` and print one ready line (`wait_ready`);
+    a peer is given its full command line (`listen=False`) and is ready when it answers (`wait_http`)."""
+
+    def __init__(self, argv: list[str], cpu_prefix: list[str], port: int = 0, *, listen: bool = True):
         watchdog = ["timeout", "-k", "2", str(SERVER_LIFETIME_S)] if shutil.which("timeout") else []
-        self.argv = [*watchdog, *cpu_prefix, *argv, "--host", HOST, "--port", str(port)]
+        address = ["--host", HOST, "--port", str(port)] if listen else []
+        self.argv = [*watchdog, *cpu_prefix, *argv, *address]
         self.port = port
         # Owned by the server for its whole life and closed in stop(), hence no `with`.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
@@ -137,7 +150,8 @@ class Server:
             self.argv,
             cwd=REPO,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
+            # A peer's own output goes with its stderr: a pipe nobody reads would block it once full.
+            stdout=subprocess.PIPE if listen else self._stderr,
             stderr=self._stderr,
             start_new_session=True,  # its own process group, so stop() reaches `timeout` and the server
         )
@@ -163,6 +177,22 @@ class Server:
             raise RuntimeError(f"unexpected ready line {text!r}")
         self.url = "http://" + text.removeprefix(prefix)
         return self.url
+
+    def wait_http(self, path: str, headers: dict[str, str], timeout: float = PEER_READY_TIMEOUT_S) -> str:
+        """Poll `path` until it answers 200; returns the base URL."""
+        url = f"http://{HOST}:{self.port}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.argv} exited before it was ready: {self.stderr_tail()}")
+            try:
+                if call(url, "GET", path, headers)[0] == 200:
+                    self.url = url
+                    return url
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.argv} gave no 200 on {path} within {timeout} s: {self.stderr_tail()}")
 
     @property
     def server_pid(self) -> int:
@@ -392,14 +422,19 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def run(config: Config, cpus: Cpus) -> dict[str, Any]:
-    """Everything measured over HTTP, as plain data (see __main__ for the table)."""
+def run(
+    config: Config, cpus: Cpus, peers: tuple[Peer, ...] = (), *, throughput_only: bool = False
+) -> dict[str, Any]:
+    """Everything measured over HTTP, as plain data (see __main__ for the table); `throughput_only`
+    skips the cold starts and the list latency (for measuring a change quickly)."""
     results: dict[str, Any] = {"cpus": asdict(cpus), "config": asdict(config)}
-    results["cold_start_ms"] = cold_starts(config, cpus)
+    if not throughput_only:
+        results["cold_start_ms"] = cold_starts(config, cpus)
     with tempfile.TemporaryDirectory(prefix="aep-bench-") as folder:
         wrk = Wrk(config, cpus, Path(folder))
-        results["throughput"] = throughput(config, cpus, wrk)
-        results["list_latency"] = list_latency(config, cpus, wrk)
+        results["throughput"] = throughput(config, cpus, wrk, peers)
+        if not throughput_only:
+            results["list_latency"] = list_latency(config, cpus, wrk)
     return results
 
 
@@ -469,15 +504,22 @@ THROUGHPUT_VS_FLOOR = {
 }
 
 
-def throughput(config: Config, cpus: Cpus, wrk: Wrk) -> dict[str, Any]:
-    """Requests/s of the floor and the emulator under the same wrk load, interleaved round by round."""
+def throughput(config: Config, cpus: Cpus, wrk: Wrk, peers: tuple[Peer, ...] = ()) -> dict[str, Any]:
+    """Requests/s of the floor, the emulator and the peers under the same wrk load, interleaved round by
+    round."""
     server_cpu = cpus.prefix(cpus.server)
     with (
         Server(floor_argv(), server_cpu) as floor,
         Server([*emulator_argv(), "--clock", "manual"], server_cpu) as emulator,
+        contextlib.ExitStack() as stack,
     ):
         floor_url = floor.wait_ready(FLOOR_READY)
         emu_url = emulator.wait_ready(EMULATOR_READY)
+        peer_urls = {}
+        for peer in peers:
+            log(f"starting {peer.title}")
+            server = stack.enter_context(Server(list(peer.argv), server_cpu, peer.port, listen=False))
+            peer_urls[peer.name] = server.wait_http(peer.get_path, aep_headers("poll"))
         rss_idle = {"floor": floor.rss_mb(), "emulator": emulator.rss_mb()}
         # Polling: a live job (`stuck` stays PROCESSING, so every GET really counts a poll) and a
         # finished one (the steady state once a client has seen SUCCEEDED).
@@ -507,6 +549,14 @@ def throughput(config: Config, cpus: Cpus, wrk: Wrk) -> dict[str, Any]:
             ("floor_post", floor_url + JOBS, post),
             ("post_create", f"{emu_url}{JOBS}", post),
         ]
+        for peer in peers:
+            url = peer_urls[peer.name]
+            plan.append((f"{peer.name}_get", url + peer.get_path, get_poll))
+            plan.append((f"{peer.name}_post", url + peer.post_path, post))
+            body_bytes[f"{peer.name}_get"] = len(call(url, "GET", peer.get_path, aep_headers("poll"))[1])
+            log(f"warming {peer.name} up for {config.peer_warmup} s")
+            wrk.measure(url + peer.get_path, get_poll, duration=config.peer_warmup)
+            wrk.measure(url + peer.post_path, post, duration=config.peer_warmup)
         found = _rounds(wrk, plan, config.rounds)
         states = {
             "live": call_json(emu_url, "GET", f"{JOBS}/{live}", aep_headers("poll"))["status"],
@@ -514,13 +564,17 @@ def throughput(config: Config, cpus: Cpus, wrk: Wrk) -> dict[str, Any]:
         }
         rss_end = {"floor": floor.rss_mb(), "emulator": emulator.rss_mb()}
     runs = {name: _summary(results) for name, results in found.items()}
+    # ratio name -> (measured, reference)
+    pairs = {name: (name, reference) for name, reference in THROUGHPUT_VS_FLOOR.items()}
+    for peer in peers:
+        pairs[f"{peer.name}_get"] = (f"{peer.name}_get", "floor_get")
+        pairs[f"{peer.name}_post"] = (f"{peer.name}_post", "floor_post")
+        pairs[f"post_create_vs_{peer.name}"] = ("post_create", f"{peer.name}_post")
     return {
         "runs": runs,
-        "ratios": {
-            name: _best_ratio(runs[name], runs[ref], "rps") for name, ref in THROUGHPUT_VS_FLOOR.items()
-        },
+        "ratios": {name: _best_ratio(runs[a], runs[b], "rps") for name, (a, b) in pairs.items()},
         "ratios_median_of_rounds": {
-            name: _paired_median(found, name, ref, "rps") for name, ref in THROUGHPUT_VS_FLOOR.items()
+            name: _paired_median(found, a, b, "rps") for name, (a, b) in pairs.items()
         },
         "body_bytes": body_bytes,
         "job_states_after": states,

@@ -58,7 +58,7 @@ def main() -> None:
         backend.jobs.create(
             tenant,
             {"destination": {"datasetId": dataset.id}, "schema": {"name": "_xdm.context.profile"}},
-            scenario_header=None,
+            requested_scenario=None,
             request_id=None,
             profile_instance_id=None,
             client_id="bench-client",
