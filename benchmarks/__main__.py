@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import http_bench, peers
-from benchmarks.http_bench import Config, log
 from benchmarks.machine import (
     NOISY_OTHER_CPUS,
     QUIET_BUSY_PERCENT,
@@ -32,6 +31,7 @@ from benchmarks.machine import (
     wait_until_quiet,
 )
 from benchmarks.report import http_rows, sub_rows, table
+from benchmarks.servers import Config, log, pick_cpus
 from benchmarks.subs import SUB_BENCHMARKS, run_sub
 
 HERE = Path(__file__).resolve().parent
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     other_load = OtherLoad()
-    cpus = http_bench.pick_cpus()
+    cpus = pick_cpus()
     if cpus.load is not None:
         os.sched_setaffinity(0, {cpus.load})  # this process and wrk load from their own core
     else:

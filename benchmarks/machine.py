@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.http_bench import log
+from benchmarks.servers import log
 
 HERE = Path(__file__).resolve().parent
 QUIET_BUSY_PERCENT = 10.0

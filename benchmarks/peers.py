@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from benchmarks.floor import DOCUMENT
-from benchmarks.http_bench import HOST, JOBS, REPO, free_port, log
+from benchmarks.servers import HOST, JOBS, REPO, free_port, log
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".peers"

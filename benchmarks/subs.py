@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.http_bench import Cpus, log
+from benchmarks.servers import Cpus, log
 
 HERE = Path(__file__).resolve().parent
 SUB_TIMEOUT_S = 240

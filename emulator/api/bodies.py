@@ -23,8 +23,8 @@ RAW_SLACK_BYTES = 64 * 1024
 READ_CHUNK_BYTES = 64 * 1024
 ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
 
-_BODY = web.RequestKey("body", bytes)
-_BODY_ERROR = web.RequestKey("body_error", ApiError)
+# The body, or the error reading it ended with: one key, so that the first read costs one miss.
+_READ: web.RequestKey[bytes | ApiError] = web.RequestKey("body")
 
 
 class _Decoder(Protocol):
@@ -50,16 +50,17 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
     error) for every caller. Raises PayloadTooLarge past `limit` decoded bytes, RequestTimeout when the
     body has not fully arrived within `timeout` seconds, BadRequest or UnsupportedMediaType for an
     encoding that is wrong or not one of ENCODINGS."""
-    if _BODY in request:
-        return request[_BODY]
-    if _BODY_ERROR in request:
-        raise request[_BODY_ERROR]
+    done = request.get(_READ)
+    if isinstance(done, bytes):
+        return done
+    if done is not None:
+        raise done
     try:
         body = await _read(request, limit, timeout)
     except ApiError as exc:
-        request[_BODY_ERROR] = exc
+        request[_READ] = exc
         raise
-    request[_BODY] = body
+    request[_READ] = body
     return body
 
 
@@ -70,30 +71,51 @@ async def _read(request: web.Request, limit: int, timeout: float) -> bytes:
     length = request.content_length
     if length is not None and isinstance(decoder, _Identity) and length > limit:
         raise _too_large(limit)
-    raw_limit = limit + RAW_SLACK_BYTES if isinstance(decoder, _Identity) else 2 * limit + RAW_SLACK_BYTES
-    body = bytearray()
-    raw = 0
+    body = _Body(request, decoder, limit)
+    content = request.content
+    if content.is_eof():  # the whole body came with the head (most do): nothing to wait for, no timer
+        body.feed(content.read_nowait())
+        return body.decoded()
     try:
         async with asyncio.timeout(timeout):
-            while chunk := await request.content.read(READ_CHUNK_BYTES):
-                raw += len(chunk)
-                if raw > raw_limit:
-                    raise _too_large(limit)
-                try:
-                    body += decoder.decompress(chunk, limit + 1 - len(body))
-                except zlib.error:
-                    raise _not_encoded(request) from None
-                if len(body) > limit:
-                    raise _too_large(limit)
-                if decoder.unused_data:
-                    raise _not_encoded(request, "data follows the end of the compressed stream")
+            while chunk := await content.read(READ_CHUNK_BYTES):
+                body.feed(chunk)
     except TimeoutError:
         raise RequestTimeout(
             f"The request body did not arrive within {timeout:g} seconds (the emulator's --body-timeout)"
         ) from None
-    if not decoder.eof:
-        raise _not_encoded(request, "the compressed stream is cut short")
-    return bytes(body)
+    return body.decoded()
+
+
+class _Body:
+    """A body decoded as its raw chunks arrive, within the limits on both its raw and decoded bytes."""
+
+    def __init__(self, request: web.Request, decoder: _Decoder, limit: int):
+        self._request = request
+        self._decoder = decoder
+        self._limit = limit
+        identity = isinstance(decoder, _Identity)
+        self._raw_limit = limit + RAW_SLACK_BYTES if identity else 2 * limit + RAW_SLACK_BYTES
+        self._raw = 0
+        self._body = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self._raw += len(chunk)
+        if self._raw > self._raw_limit:
+            raise _too_large(self._limit)
+        try:
+            self._body += self._decoder.decompress(chunk, self._limit + 1 - len(self._body))
+        except zlib.error:
+            raise _not_encoded(self._request) from None
+        if len(self._body) > self._limit:
+            raise _too_large(self._limit)
+        if self._decoder.unused_data:
+            raise _not_encoded(self._request, "data follows the end of the compressed stream")
+
+    def decoded(self) -> bytes:
+        if not self._decoder.eof:
+            raise _not_encoded(self._request, "the compressed stream is cut short")
+        return bytes(self._body)
 
 
 def _decoder(header: str) -> _Decoder:
