@@ -137,12 +137,29 @@ def py_spy() -> str:
 
 
 def profile(
-    server: Server, url: str, script: Path, wrk: Wrk, seconds: int, rate: int, raw: Path
+    server: Server,
+    url: str,
+    script: Path,
+    wrk: Wrk,
+    seconds: int,
+    rate: int,
+    raw: Path,
+    *,
+    blocking: bool = False,
 ) -> dict[str, Any]:
     """Load `url` for `seconds` while py-spy samples the server; the CPU cost of a request, by step."""
     pid = server.server_pid
     wrk.measure(url, script, duration=1)  # warm-up
-    record = ["record", "--nonblocking", "-r", str(rate), "-d", str(seconds + 2), "-f", "raw"]
+    record = [
+        "record",
+        *([] if blocking else ["--nonblocking"]),
+        "-r",
+        str(rate),
+        "-d",
+        str(seconds + 2),
+        "-f",
+        "raw",
+    ]
     spy = subprocess.Popen(
         [*wrk.cpus.prefix(wrk.cpus.load), py_spy(), *record, "-o", str(raw), "-p", str(pid)],
         stdout=subprocess.DEVNULL,
@@ -206,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=int, default=8, help="seconds of load (and sampling) per target")
     parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
+    parser.add_argument(
+        "--blocking",
+        action="store_true",
+        help="let py-spy pause the server for each sample (exact stacks; the server runs slower meanwhile)",
+    )
     parser.add_argument("--out", type=Path, help="folder for the results (default benchmarks/results/...)")
     args = parser.parse_args(argv)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -237,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, server, url, script in plan:
             log(f"profiling {name} for {args.seconds} s")
             raw = out / (name.replace(" ", "-") + ".txt")
-            results[name] = profile(server, url, script, wrk, args.seconds, args.rate, raw)
+            results[name] = profile(
+                server, url, script, wrk, args.seconds, args.rate, raw, blocking=args.blocking
+            )
     table = markdown(results)
     (out / "budget.md").write_text(table + "\n")
     (out / "budget.json").write_text(json.dumps(results, indent=2) + "\n")
