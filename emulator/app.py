@@ -11,7 +11,7 @@ from itertools import chain
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from emulator.api import catalog, control, data_access, export_jobs, ims
+from emulator.api import catalog, control, data_access, export_jobs, ims, merge_policies, segments
 from emulator.api.common import (
     BACKEND,
     JOURNAL_NOTE,
@@ -51,6 +51,9 @@ PARSER_LIMIT_BYTES = 32 * 1024
 
 CATALOG = catalog.PREFIX
 JOBS = export_jobs.PREFIX
+DEFINITIONS = segments.DEFINITIONS
+SEGMENT_JOBS = segments.SEGMENT_JOBS
+MERGE_POLICIES = merge_policies.PREFIX
 DATA_ACCESS = data_access.PREFIX
 CONTROL = CONTROL_PREFIX
 
@@ -80,6 +83,23 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
             ("GET", f"{JOBS}/", export_jobs.list_jobs),  # aepp's Profile module lists with a trailing slash
             ("GET", f"{JOBS}/{{job_id}}", export_jobs.get_job),
             ("DELETE", f"{JOBS}/{{job_id}}", export_jobs.delete_job),
+            ("POST", DEFINITIONS, segments.create_definition),
+            ("GET", DEFINITIONS, segments.list_definitions),
+            ("POST", f"{DEFINITIONS}/bulk-get", segments.bulk_get_definitions),
+            ("GET", f"{DEFINITIONS}/{{segment_id}}", segments.get_definition),
+            ("PATCH", f"{DEFINITIONS}/{{segment_id}}", segments.patch_definition),
+            ("DELETE", f"{DEFINITIONS}/{{segment_id}}", segments.delete_definition),
+            ("POST", SEGMENT_JOBS, segments.create_segment_job),
+            ("GET", SEGMENT_JOBS, segments.list_segment_jobs),
+            ("POST", f"{SEGMENT_JOBS}/bulk-get", segments.bulk_get_segment_jobs),
+            ("GET", f"{SEGMENT_JOBS}/{{job_id}}", segments.get_segment_job),
+            ("DELETE", f"{SEGMENT_JOBS}/{{job_id}}", segments.delete_segment_job),
+            ("GET", MERGE_POLICIES, merge_policies.list_policies),
+            ("POST", MERGE_POLICIES, merge_policies.create_policy),
+            ("POST", f"{MERGE_POLICIES}/bulk-get", merge_policies.bulk_get_policies),
+            ("GET", f"{MERGE_POLICIES}/{{policy_id}}", merge_policies.get_policy),
+            ("PATCH", f"{MERGE_POLICIES}/{{policy_id}}", merge_policies.patch_policy),
+            ("DELETE", f"{MERGE_POLICIES}/{{policy_id}}", merge_policies.delete_policy),
         ),
     ),
     RouteGroup(
@@ -109,6 +129,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
             ("POST", f"{CONTROL}/scenarios/next", control.queue_next_scenario),
             ("GET", f"{CONTROL}/jobs", control.list_jobs),
             ("POST", f"{CONTROL}/jobs/{{job_id}}/force", control.force_job),
+            ("GET", f"{CONTROL}/segments", control.list_segments),
             ("GET", f"{CONTROL}/requests", control.list_requests),
             ("DELETE", f"{CONTROL}/requests", control.clear_requests),
             ("GET", f"{CONTROL}/openapi.json", control.openapi_document),

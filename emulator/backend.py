@@ -14,14 +14,19 @@ from emulator.faults import Faults
 from emulator.jobs import ExportJobs
 from emulator.journal import Journal
 from emulator.lifecycle import SUCCEEDED
+from emulator.merge_policies import MergePolicies
 from emulator.options import Options
 from emulator.scenarios import ScenarioRegistry, startup_scenarios
+from emulator.segment_job_view import SegmentCounts
+from emulator.segment_jobs import SegmentJob, SegmentJobs
+from emulator.segments import SegmentDefinitions
 from emulator.store import Batch, ExportJob, Store, Tenant
 from emulator.tokens import Tokens, load_credentials
 from emulator.validation import Schemas, bundled_schemas
 
 if TYPE_CHECKING:
     from emulator.exportdata import Exports
+    from emulator.exportdata.audience import Audience
 
 _log = logging.getLogger(__name__)
 
@@ -43,14 +48,29 @@ class Backend:
             startup_scenarios(options.scenario_paths, notice or _log.warning), options.default_scenario
         )
         self.catalog = Catalog(self.store, self.clock, options.seed)
+        self.merge_policies = MergePolicies(self.clock)
+        self.definitions = SegmentDefinitions(self.clock, self.merge_policies)
+        self.segment_jobs = SegmentJobs(
+            self.clock,
+            self.scenarios,
+            self.definitions,
+            self.merge_policies,
+            max_per_tenant=options.max_jobs_per_tenant,
+            max_processing=options.max_segment_jobs_processing,
+        )
         self.jobs = ExportJobs(
             self.store,
             self.clock,
             self.scenarios,
             self.catalog,
             max_per_tenant=options.max_jobs_per_tenant,
+            check_merge_policy=lambda tenant, policy: self.merge_policies.check(
+                tenant, policy, "mergePolicy.id"
+            ),
+            definitions=self.definitions.snapshot,
         )
         self._exports: Exports | None = None
+        self._audience: Audience | None = None
         if options.state_file is not None:
             state = persistence.load(options.state_file, self.compatibility())
             if state is not None:
@@ -67,6 +87,21 @@ class Backend:
             )
         return self._exports
 
+    @property
+    def audience(self) -> Audience:
+        """Segment jobs' counts, built on first use (pyarrow, as the exports)."""
+        if self._audience is None:
+            from emulator.exportdata.audience import Audience
+
+            self._audience = Audience(self.options.seed)
+        return self._audience
+
+    def segment_job_counts(self, job: SegmentJob) -> SegmentCounts | None:
+        """The members a succeeded segment job's definitions select."""
+        if job.progress.status != SUCCEEDED:
+            return None
+        return self.audience.job_counts(job)
+
     def job_counters(self, job: ExportJob) -> tuple[int, dict[str, int]] | None:
         """What a succeeded job exported: total profiles and profiles per identity namespace."""
         if job.progress.status != SUCCEEDED:
@@ -82,8 +117,12 @@ class Backend:
     def reset(self, tenant: Tenant | None = None) -> None:
         """Everything back to startup state, or one tenant's objects only."""
         self.store.clear(tenant)
+        for component in (self.merge_policies, self.definitions, self.segment_jobs):
+            component.reset(tenant)
         if self._exports is not None:
             self._exports.reset()  # cached plans and files are recomputable; ids restart after a full reset
+        if self._audience is not None:
+            self._audience.reset()
         if tenant is not None:
             return
         self.catalog.reset_ids()
@@ -103,6 +142,11 @@ class Backend:
             "scenarios": self.scenarios.state(),
             "jobs": self.jobs.state(),
             "catalog": self.catalog.state(),
+            "audience": {
+                "mergePolicies": self.merge_policies.state(),
+                "definitions": self.definitions.state(),
+                "segmentJobs": self.segment_jobs.state(),
+            },
         }
 
     def restore(self, state: Mapping[str, Any], *, source: Path | str = "<state>") -> None:
@@ -114,11 +158,17 @@ class Backend:
             scenarios = self.scenarios.restore(state["scenarios"])
             jobs, by_id = self.jobs.restore(state["jobs"])
             catalog = self.catalog.restore(state["catalog"], by_id)
+            audience = state.get("audience", {})  # absent from files saved before the audience leg
+            policies = self.merge_policies.restore(audience.get("mergePolicies", {}))
+            definitions = self.definitions.restore(audience.get("definitions", {}))
+            segment_jobs = self.segment_jobs.restore(audience.get("segmentJobs", {}))
         self.store.clear()  # jobs and catalog share the store's tenants: each fills in its part
-        for commit in (clock, tokens, scenarios, jobs, catalog):
+        for commit in (clock, tokens, scenarios, jobs, catalog, policies, definitions, segment_jobs):
             commit()
         if self._exports is not None:
             self._exports.reset()  # the exports keep no state: their caches are remade from the above
+        if self._audience is not None:
+            self._audience.reset()
 
     def compatibility(self) -> dict[str, Any]:
         """Options a saved state only makes sense with: exported data follows the seed, time the clock."""

@@ -23,6 +23,7 @@ from emulator.options import (
     DEFAULT_JOURNAL_LIMIT,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_JOBS_PER_TENANT,
+    DEFAULT_MAX_SEGMENT_JOBS_PROCESSING,
     DEFAULT_SAVE_INTERVAL_SECONDS,
     Options,
 )
@@ -225,6 +226,13 @@ SERVE_FLAGS = (
         metavar="N",
     ),
     Flag(
+        "--max-segment-jobs-processing",
+        "a tenant's live segment jobs past which a new one gets 429 (too many in processing); 0: no limit",
+        DEFAULT_MAX_SEGMENT_JOBS_PROCESSING,
+        _count(0),
+        metavar="N",
+    ),
+    Flag(
         "--journal-limit",
         "requests the journal keeps, the oldest evicted first",
         DEFAULT_JOURNAL_LIMIT,
@@ -305,6 +313,7 @@ def options_from(args: argparse.Namespace) -> Options:
         log_level=value["log_level"],
         max_body_bytes=value["max_body_bytes"],
         max_jobs_per_tenant=value["max_jobs_per_tenant"],
+        max_segment_jobs_processing=value["max_segment_jobs_processing"],
         journal_limit=value["journal_limit"],
         file_cache_bytes=value["file_cache_bytes"],
     )

@@ -65,6 +65,12 @@ class Conflict(ApiError):
     ups_code = "113009"
 
 
+class Unprocessable(ApiError):
+    status = 422
+    title = "UnprocessableEntityError"
+    ups_code = "113022"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     title = "PayloadTooLargeError"
@@ -111,6 +117,7 @@ _TITLES = {
     401: "UnauthorizedError",
     403: "ForbiddenError",
     404: "NotFoundError",
+    422: "UnprocessableEntityError",
     429: "TooManyRequestsError",
     500: "InternalServerError",
     502: "BadGatewayError",

@@ -43,6 +43,17 @@ class Created:
     choice: Choice
 
 
+Definitions = tuple[tuple[str, str, str, str], ...]
+
+
+def _no_check(tenant: Tenant, merge_policy_id: str) -> None:
+    return None
+
+
+def _no_definitions(tenant: Tenant, segment_ids: list[str]) -> Definitions:
+    return ()
+
+
 class ExportJobs:
     def __init__(
         self,
@@ -52,12 +63,18 @@ class ExportJobs:
         catalog: Catalog,
         *,
         max_per_tenant: int = DEFAULT_MAX_JOBS_PER_TENANT,
+        check_merge_policy: Callable[[Tenant, str], None] = _no_check,
+        definitions: Callable[[Tenant, list[str]], Definitions] = _no_definitions,
     ):
+        """`check_merge_policy` refuses a `mergePolicy.id` the tenant does not have; `definitions` gives
+        the segment definitions of the requested segment ids (snapshotted on the job)."""
         self.store = store
         self.clock = clock
         self.scenarios = scenarios
         self.catalog = catalog
         self.max_per_tenant = max_per_tenant
+        self.check_merge_policy = check_merge_policy
+        self.definitions = definitions
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -87,6 +104,9 @@ class ExportJobs:
         per_segment = normalized["destination"]["segmentPerBatch"]
         if per_segment and not segments:
             raise BadRequest("destination.segmentPerBatch: true needs at least one filter.segments entry")
+        merge_policy = normalized.get("mergePolicy", {}).get("id")
+        if merge_policy is not None:
+            self.check_merge_policy(tenant, merge_policy)
         choice = self.scenarios.choose(requested_scenario, normalized)
         fault = self.tenant_fault(tenant, choice.scenario, "create_job")
         if fault is not None and fault.refuses:
@@ -103,6 +123,7 @@ class ExportJobs:
             batch_ids=tuple(self.catalog.new_id(32) for _ in (segments if per_segment else [None])),
             progress=lifecycle.start(scenario.steps, self.clock.now_ms()),
             profile_instance_id=profile_instance_id or DEFAULT_SEGMENT_NS,
+            definitions=self.definitions(tenant, [s["segmentId"] for s in segments]),
         )
         state.add_job(job)
         for index, batch_id in enumerate(job.batch_ids):

@@ -29,6 +29,18 @@ YAML_SUFFIXES = (".yaml", ".yml")
 MAX_DOCUMENT_VALUES = 100_000
 # Scenarios queued for the next jobs (POST /_emulator/scenarios/next), all calls together.
 MAX_QUEUED = 10_000
+# The jobs a scenario drives: export jobs (the default) or segment jobs.
+EXPORT = "export"
+SEGMENT = "segment"
+KINDS = (EXPORT, SEGMENT)
+DEFAULT_SEGMENT_SCENARIO = "segment-success"
+QUEUED = "QUEUED"
+CANCELLING = "CANCELLING"
+# Statuses each kind of job shows; the scenario schema allows the union.
+KIND_STATUSES = {
+    EXPORT: ("NEW", PROCESSING, "SUCCEEDED", "FAILED", CANCELLED),
+    SEGMENT: ("NEW", QUEUED, PROCESSING, "SUCCEEDED", "FAILED", CANCELLING, CANCELLED),
+}
 
 
 class ScenarioError(Exception):
@@ -61,6 +73,7 @@ class Scenario:
     faults: tuple[Fault, ...] = ()
     cancel_status: str = CANCELLED
     cancel_errors: tuple[JobError, ...] = ()
+    kind: str = EXPORT
     # The YAML or JSON it was parsed from: what a state file keeps of an uploaded scenario.
     text: str = field(default="", compare=False, repr=False)
     # `faults` by operation, built once: asked on every request to a job.
@@ -69,9 +82,12 @@ class Scenario:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_faults_by_operation", by_operation(self.faults))
 
-    def matches(self, request: Mapping[str, Any]) -> bool:
+    def matches(self, request: Mapping[str, Any] | list[Mapping[str, Any]]) -> bool:
+        """Every `match` pattern holds for the request (for a list of documents: for any one of them)."""
         if not self.match:
             return False
+        if isinstance(request, list):
+            return any(self.matches(one) for one in request)
         return all(
             (value := _dotted(request, path)) is not None and fnmatch.fnmatchcase(_as_text(value), pattern)
             for path, pattern in self.match.items()
@@ -81,7 +97,7 @@ class Scenario:
         return self._faults_by_operation.get(operation, ())
 
     def summary(self) -> dict[str, str]:
-        return {"name": self.name, "description": self.description, "source": self.source}
+        return {"name": self.name, "description": self.description, "source": self.source, "kind": self.kind}
 
 
 def parse(
@@ -101,7 +117,8 @@ def parse(
     error = (schemas or bundled_schemas()).first_error(SCENARIO_SCHEMA, document) if check_schema else None
     if error is not None:
         raise ScenarioError(source, *_located(error))
-    _check_steps(document["steps"], source)
+    kind = document.get("kind", EXPORT)
+    _check_steps(document["steps"], source, kind)
     steps = tuple(_step(raw) for raw in document["steps"])
     resolved = document.get("name") or name
     if not resolved:
@@ -129,16 +146,28 @@ def parse(
         faults=tuple(parse_fault(raw) for raw in document.get("faults", [])),
         cancel_status=on_cancel.get("status", CANCELLED),
         cancel_errors=tuple(_error(raw) for raw in on_cancel.get("errors", [])),
+        kind=kind,
         text=json.dumps(document, default=str) if text is None else text,
     )
 
 
-def _check_steps(raw_steps: list[dict[str, Any]], source: str) -> None:
-    """What the schema cannot say: the order of steps and phases."""
+def _check_steps(raw_steps: list[dict[str, Any]], source: str, kind: str = EXPORT) -> None:
+    """What the schema cannot say: the order of steps and phases, and the statuses of the scenario's kind."""
+    for index, raw in enumerate(raw_steps):
+        if raw["status"] not in KIND_STATUSES[kind]:
+            raise ScenarioError(
+                source,
+                f"steps[{index}].status",
+                f"{raw['status']} is not a status of {kind} jobs ({', '.join(KIND_STATUSES[kind])})",
+            )
+        if kind == SEGMENT and "phase" in raw:
+            raise ScenarioError(source, f"steps[{index}].phase", "segment jobs have no phases")
     first = raw_steps[0]
     if first["status"] in TERMINAL:
         raise ScenarioError(
-            source, "steps[0].status", "the first step is the status at creation: NEW or PROCESSING"
+            source,
+            "steps[0].status",
+            "the first step is the status at creation: NEW, PROCESSING (or, for segment jobs, QUEUED)",
         )
     if "after" in first:
         raise ScenarioError(source, "steps[0].after", "the first step is reached at creation: no 'after'")
@@ -251,21 +280,36 @@ class Choice:
     scenario: Scenario
     queued: bool = False  # taken from the queue (POST /_emulator/scenarios/next)
     overrode: str | None = None  # the scenario the client requested, when the queue won over it
+    position: int = 0  # where in the queue a queued choice is
 
 
 class ScenarioRegistry:
     """Known scenarios, the default, and the queue of scenarios for the next created jobs."""
 
-    def __init__(self, startup: list[Scenario], default: str):
+    def __init__(self, startup: list[Scenario], default: str, segment_default: str = DEFAULT_SEGMENT_SCENARIO):
         self._startup = {s.name: s for s in startup}
-        self._startup_default = default
+        self._startup_defaults = {EXPORT: default, SEGMENT: segment_default}
         self.reset()
-        self.get(default)  # fail early on an unknown default
+        for kind, name in self._startup_defaults.items():  # fail early on an unknown default
+            self._of_kind(self.get(name), kind)
 
     def reset(self) -> None:
         self.scenarios: dict[str, Scenario] = dict(self._startup)
-        self.default = self._startup_default
+        self.defaults = dict(self._startup_defaults)
         self._queued: deque[str] = deque()
+
+    @property
+    def default(self) -> str:
+        """The default scenario of export jobs."""
+        return self.defaults[EXPORT]
+
+    def _of_kind(self, scenario: Scenario, kind: str) -> Scenario:
+        if scenario.kind != kind:
+            raise BadRequest(
+                f"Scenario '{scenario.name}' is for {scenario.kind} jobs, not {kind} jobs; "
+                f"{kind}-job scenarios: {self.known(kind)}"
+            )
+        return scenario
 
     def get(self, name: str) -> Scenario:
         try:
@@ -273,15 +317,16 @@ class ScenarioRegistry:
         except KeyError:
             raise BadRequest(f"Unknown scenario '{name}'; known scenarios: {self.known()}") from None
 
-    def known(self) -> str:
-        return ", ".join(sorted(self.scenarios))
+    def known(self, kind: str | None = None) -> str:
+        return ", ".join(sorted(n for n, s in self.scenarios.items() if kind is None or s.kind == kind))
 
     def add(self, scenario: Scenario) -> None:
         self.scenarios[scenario.name] = scenario
 
     def set_default(self, name: str) -> None:
-        self.get(name)
-        self.default = name
+        """The default for jobs of the scenario's kind."""
+        scenario = self.get(name)
+        self.defaults[scenario.kind] = name
 
     def queue_next(self, name: str, count: int) -> None:
         self.get(name)
@@ -296,28 +341,40 @@ class ScenarioRegistry:
     def queued(self) -> list[str]:
         return list(self._queued)
 
-    def choose(self, requested: str | None, request: Mapping[str, Any]) -> Choice:
-        """The scenario for a new job, first match wins: queued, the one the client requested by name,
-        the first whose `match` holds, the default. Takes nothing from the queue: `commit` does, once
-        the job is made."""
-        if self._queued:
-            overrode = requested if requested is not None and requested != self._queued[0] else None
-            return Choice(self.get(self._queued[0]), queued=True, overrode=overrode)
+    def choose(
+        self, requested: str | None, request: Mapping[str, Any] | list[Mapping[str, Any]], kind: str = EXPORT
+    ) -> Choice:
+        """The scenario for a new job of `kind`, first match wins: queued (the first queued scenario of that
+        kind), the one the client requested by name, the first of that kind whose `match` holds, the
+        kind's default. Takes nothing from the queue: `commit` does, once the job is made."""
+        position = self._queued_position(kind)
+        if position is not None:
+            name = self._queued[position]
+            overrode = requested if requested is not None and requested != name else None
+            return Choice(self.get(name), queued=True, overrode=overrode, position=position)
         if requested is not None:
             if requested not in self.scenarios:
                 raise BadRequest(
-                    f"Unknown scenario '{requested}' requested for the job; known scenarios: {self.known()}"
+                    f"Unknown scenario '{requested}' requested for the job; known {kind}-job scenarios: "
+                    f"{self.known(kind)}"
                 )
-            return Choice(self.scenarios[requested])
+            return Choice(self._of_kind(self.scenarios[requested], kind))
         for scenario in self.scenarios.values():
-            if scenario.matches(request):
+            if scenario.kind == kind and scenario.matches(request):
                 return Choice(scenario)
-        return Choice(self.scenarios[self.default])
+        return Choice(self.scenarios[self.defaults[kind]])
+
+    def _queued_position(self, kind: str) -> int | None:
+        for position, name in enumerate(self._queued):
+            scenario = self.scenarios.get(name)
+            if scenario is not None and scenario.kind == kind:
+                return position
+        return None
 
     def commit(self, choice: Choice) -> None:
         """The job was made: a queued choice leaves the queue."""
-        if choice.queued and self._queued:
-            self._queued.popleft()
+        if choice.queued and len(self._queued) > choice.position:
+            del self._queued[choice.position]
 
     # -- state file (emulator/persistence.py) ---------------------------------------------------
 
@@ -325,7 +382,12 @@ class ScenarioRegistry:
         """The scenarios uploaded through the control plane (the others load from the flags again), the
         default and the queue."""
         uploaded = [self.saved(s) for name, s in self.scenarios.items() if self._startup.get(name) is not s]
-        return {"uploaded": uploaded, "default": self.default, "queued": list(self._queued)}
+        return {
+            "uploaded": uploaded,
+            "default": self.default,
+            "segmentDefault": self.defaults[SEGMENT],
+            "queued": list(self._queued),
+        }
 
     def restore(self, state: Mapping[str, Any]) -> Callable[[], None]:
         """Check a saved `state()`; the returned commit puts it in place (it cannot fail). Uploaded scenarios
@@ -335,15 +397,17 @@ class ScenarioRegistry:
             scenario = self.revive(saved)
             scenarios[scenario.name] = scenario
         default = str(state["default"])
+        segment_default = str(state.get("segmentDefault", self._startup_defaults[SEGMENT]))
         queued = deque(str(name) for name in state["queued"])
-        for name in {default, *queued}:
+        for name in {default, segment_default, *queued}:
             if name not in scenarios:
                 raise ValueError(
                     f"scenario '{name}' is the default or queued but is not loaded (was a file removed?)"
                 )
 
         def commit() -> None:
-            self.scenarios, self.default, self._queued = scenarios, default, queued
+            self.scenarios, self._queued = scenarios, queued
+            self.defaults = {EXPORT: default, SEGMENT: segment_default}
 
         return commit
 

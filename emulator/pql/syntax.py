@@ -70,7 +70,7 @@ def parse(text: str) -> ast.Node:
     try:
         tree = _parser().parse(text)
     except UnexpectedToken as exc:
-        found = "the end of the expression" if exc.token.type == "$END" else repr(str(exc.token))
+        found = "end of the expression" if exc.token.type == "$END" else repr(str(exc.token))
         raise PqlSyntaxError(
             f"unexpected {found}; expected {_expected(exc.expected)}", *_position(exc, text)
         ) from None
