@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from itertools import chain
@@ -138,6 +139,17 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     RouteGroup("/", Envelope.PROBLEM, gateway=False),  # anything else: a 404 in the problem shape
 )
 ROUTES: tuple[Route, ...] = tuple(route for group in ROUTE_GROUPS for route in group.routes)
+_PATHS = {path for _, path, _ in ROUTES}
+_LAST_VARIABLE = re.compile(r"^(.*)/{([a-z_]+)}$")
+
+
+def _registered(path: str) -> str:
+    """The path as the router gets it: an id variable beside a literal `.../bulk-get` route never matches
+    `bulk-get` (so GET .../bulk-get is a 405, as for any other method the literal route lacks)."""
+    match = _LAST_VARIABLE.match(path)
+    if match is None or f"{match.group(1)}/bulk-get" not in _PATHS:
+        return path
+    return f"{match.group(1)}/{{{match.group(2)}:(?!bulk-get$)[^{{}}/]+}}"
 
 
 def group_of_path(path: str) -> RouteGroup:
@@ -159,7 +171,8 @@ def create_app(options: Options | None = None, backend: Backend | None = None) -
         app.cleanup_ctx.append(_saving(saver, options.save_interval))
     for group in ROUTE_GROUPS:
         for method, path, handler in group.routes:
-            groups[app.router.add_route(method, path, handler).resource] = group  # type: ignore[index]
+            route = app.router.add_route(method, _registered(path), handler)
+            groups[route.resource] = group  # type: ignore[index]
     return app
 
 

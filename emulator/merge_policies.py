@@ -195,7 +195,7 @@ class MergePolicies:
         limit = min(int_param(query, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
         start = int_param(query, "start", 0, minimum=0)
         chosen = list(self._policies(tenant).values())
-        filters = {
+        filters: dict[str, Callable[[MergePolicy, str], bool]] = {
             "default": lambda p, v: str(p.body["default"]).lower() == v.lower(),
             "schema.name": lambda p, v: p.schema_name == v,
             "identityGraph.type": lambda p, v: p.body["identityGraph"].get("type") == v,

@@ -167,7 +167,7 @@ def _check_steps(raw_steps: list[dict[str, Any]], source: str, kind: str = EXPOR
         raise ScenarioError(
             source,
             "steps[0].status",
-            "the first step is the status at creation: NEW, PROCESSING (or, for segment jobs, QUEUED)",
+            "the first step is the status at creation: NEW or PROCESSING (for segment jobs, also QUEUED)",
         )
     if "after" in first:
         raise ScenarioError(source, "steps[0].after", "the first step is reached at creation: no 'after'")
@@ -286,12 +286,15 @@ class Choice:
 class ScenarioRegistry:
     """Known scenarios, the default, and the queue of scenarios for the next created jobs."""
 
-    def __init__(self, startup: list[Scenario], default: str, segment_default: str = DEFAULT_SEGMENT_SCENARIO):
+    def __init__(
+        self, startup: list[Scenario], default: str, segment_default: str = DEFAULT_SEGMENT_SCENARIO
+    ):
         self._startup = {s.name: s for s in startup}
         self._startup_defaults = {EXPORT: default, SEGMENT: segment_default}
         self.reset()
-        for kind, name in self._startup_defaults.items():  # fail early on an unknown default
-            self._of_kind(self.get(name), kind)
+        self._of_kind(self.get(default), EXPORT)  # fail early on an unknown default
+        if segment_default in self._startup:  # without segment scenarios, segment jobs get a clear 400
+            self._of_kind(self._startup[segment_default], SEGMENT)
 
     def reset(self) -> None:
         self.scenarios: dict[str, Scenario] = dict(self._startup)

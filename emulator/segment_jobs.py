@@ -66,7 +66,9 @@ class SegmentJob:
         if self.cancel_step is None:
             return steps
         scenario = self.scenario
-        final = Step(scenario.cancel_status, after_polls=1, after_seconds=CANCEL_SECONDS, errors=scenario.cancel_errors)
+        final = Step(
+            scenario.cancel_status, after_polls=1, after_seconds=CANCEL_SECONDS, errors=scenario.cancel_errors
+        )
         return (*steps[: self.cancel_step + 1], Step(CANCELLING), final)
 
     def refresh(self, now_ms: int, *, poll: bool = False) -> None:
@@ -170,7 +172,8 @@ class SegmentJobs:
             chosen = self.definitions.of_tenant(tenant)
             if not chosen:
                 raise BadRequest(
-                    f"segmentId '*': org '{tenant.org}', sandbox '{tenant.sandbox}' has no segment definitions"
+                    f"segmentId '*': org '{tenant.org}', sandbox '{tenant.sandbox}' "
+                    "has no segment definitions"
                 )
         else:
             chosen = []
@@ -257,7 +260,9 @@ class SegmentJobs:
     def force(self, job: SegmentJob, status: str, errors: tuple[JobError, ...]) -> SegmentJob:
         self.refresh(job)
         if job.progress.is_terminal:
-            raise Conflict(f"Segment job {job.id} is already {job.progress.status}; terminal states never change")
+            raise Conflict(
+                f"Segment job {job.id} is already {job.progress.status}; terminal states never change"
+            )
         if status not in STATUSES:
             raise BadRequest(f"Invalid request body: $.status: segment jobs are {', '.join(STATUSES)}")
         job.progress = lifecycle.force(job.progress, status, errors, self.clock.now_ms())

@@ -208,7 +208,8 @@ class SegmentDefinitions:
             if wanted:
                 if wanted.lower() not in ("true", "false"):
                     raise BadRequest(
-                        f"Query parameter 'evaluationInfo.{kind}.enabled' must be true or false, got '{wanted}'"
+                        f"Query parameter 'evaluationInfo.{kind}.enabled' must be true or false, "
+                        f"got '{wanted}'"
                     )
                 flag = wanted.lower() == "true"
                 chosen = [d for d in chosen if d.body["evaluationInfo"][kind]["enabled"] is flag]

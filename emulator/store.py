@@ -253,7 +253,5 @@ def job_from_state(tenant: Tenant, saved: Mapping[str, Any], scenario: Scenario)
         ),
         profile_instance_id=str(saved["profileInstanceId"]),
         fault_hits={str(k): int(v) for k, v in saved["faultHits"].items()},
-        definitions=tuple(
-            (str(i), str(t), str(f), str(v)) for i, t, f, v in saved.get("definitions", [])
-        ),
+        definitions=tuple((str(i), str(t), str(f), str(v)) for i, t, f, v in saved.get("definitions", [])),
     )

@@ -24,7 +24,9 @@ MULTI_STATUS = 207
 async def create_definition(request: web.Request) -> web.Response:
     body = await read_json(request, "segment-definition.create.request")
     definition = backend_of(request).definitions.create(tenant_of(request), body)
-    return json_response(definition_json(definition), headers={"X-Location": f"{DEFINITIONS}/{definition.id}"})
+    return json_response(
+        definition_json(definition), headers={"X-Location": f"{DEFINITIONS}/{definition.id}"}
+    )
 
 
 async def list_definitions(request: web.Request) -> web.Response:
@@ -56,7 +58,9 @@ async def patch_definition(request: web.Request) -> web.Response:
     body = await read_json(request, "segment-definition.patch.request")
     segment_id = request.match_info["segment_id"]
     definition = backend_of(request).definitions.patch(tenant_of(request), segment_id, body)
-    return json_response(definition_json(definition), headers={"X-Location": f"{DEFINITIONS}/{definition.id}"})
+    return json_response(
+        definition_json(definition), headers={"X-Location": f"{DEFINITIONS}/{definition.id}"}
+    )
 
 
 async def delete_definition(request: web.Request) -> web.Response:

@@ -3,14 +3,15 @@ counts, computed block by block over the tenant's population.
 
 A segment with an evaluated PQL definition has as members exactly the profiles its predicate holds for;
 among them the deterministic hash decides who is `realized` (newly qualified) and who `existing`. Nobody
-has `exited` it: the population does not change, so no profile stops qualifying. A segment without one (no definition, or an expression outside the
-evaluated subset) keeps the hash membership of emulator/exportdata/population.py.
+has `exited` it: the population does not change, so no profile stops qualifying. A segment without one
+(no definition, or an expression outside the evaluated subset) keeps the hash membership of
+emulator/exportdata/population.py.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import pyarrow as pa
@@ -74,6 +75,22 @@ def segment_statuses(
 
 def rules_lookup(rules: Rules) -> dict[Segment, ir.Predicate]:
     return dict(rules)
+
+
+def statuses_with(
+    rules: Rules,
+) -> Callable[[Population, pa.Array, pa.Array, Segment, bool], tuple[pa.Array, pa.Array]]:
+    """A profile-records `statuses` function that follows these segments' definitions."""
+    lookup = rules_lookup(rules)
+
+    def statuses(
+        population: Population, ids: pa.Array, empty: pa.Array, segment: Segment, evaluated: bool
+    ) -> tuple[pa.Array, pa.Array]:
+        return segment_statuses(
+            population, ids, empty, segment, evaluated=evaluated, predicate=lookup.get(segment)
+        )
+
+    return statuses
 
 
 def job_rules(job: SegmentJob) -> Rules:

@@ -149,7 +149,9 @@ class _Block:
         lists = self.event_lists()
         parents = pc.list_parent_indices(lists)
         keep = pc.and_(self.matched(node.condition), pc.is_valid(self.value(node.field, events=True)))
-        table = pa.table({"parent": pc.filter(parents, keep), "value": pc.filter(self.value(node.field, True), keep)})
+        table = pa.table(
+            {"parent": pc.filter(parents, keep), "value": pc.filter(self.value(node.field, True), keep)}
+        )
         grouped = table.group_by("parent").aggregate([("value", "count_distinct")])
         positions = pc.index_in(pa.array(range(self.size), parents.type), value_set=grouped.column("parent"))
         counts = pc.take(grouped.column("value_count_distinct"), positions)

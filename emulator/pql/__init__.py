@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from emulator.pql import ir
-from emulator.pql.lower import OutsideSubset, lower
+from emulator.pql.lower import lower
 from emulator.pql.syntax import PqlSyntaxError, parse
+from emulator.pql.terms import OutsideSubset
 
 PQL_TEXT = "pql/text"
 PQL_JSON = "pql/json"

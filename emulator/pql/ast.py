@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 Scalar = str | int | float | bool | None
 
 

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from emulator.pql import ast, ir, schema, timespan
+import emulator.pql.ast as ast
+import emulator.pql.ir as ir
+import emulator.pql.schema as schema
+import emulator.pql.timespan as timespan
 from emulator.pql.schema import BOOLEAN, NUMBER, STRING, TIMESTAMP
+from emulator.pql.terms import OutsideSubset, aligned, describe, literal, path_of, type_of
 
 PROFILE, EVENT = "profile", "event"
 _FLIP = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -27,14 +31,6 @@ _TEXT_METHODS = {
     "notEqualTo": ("equals", True),
 }
 _DATE_PARTS = {"getYear": "year", "getMonth": "month", "getDayOfMonth": "day"}
-
-
-class OutsideSubset(Exception):
-    """The expression parses but the emulator does not evaluate it; `reason` says which part."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -104,7 +100,7 @@ class _Lowering:
             test = self.predicate(node.args[0], scope)
             yes, no = (self.predicate(arg, scope) for arg in node.args[1:])
             return ir.AnyOf((ir.AllOf((test, yes)), ir.AllOf((ir.Negation(test), no))))
-        raise OutsideSubset(f"{_describe(node)} is not a condition the emulator evaluates")
+        raise OutsideSubset(f"{describe(node)} is not a condition the emulator evaluates")
 
     def compare(self, node: ast.Compare, scope: _Scope) -> ir.Predicate:
         left, right = self.operand(node.left, scope), self.operand(node.right, scope)
@@ -121,11 +117,11 @@ class _Lowering:
         if not isinstance(left, ir.Attr | ir.EventAttr | ir.Const | ir.DatePart) or not isinstance(
             right, ir.Attr | ir.EventAttr | ir.Const | ir.DatePart
         ):
-            raise OutsideSubset(f"{_describe(node)}: only values can be compared")
-        left, right = _aligned(left, right)
+            raise OutsideSubset(f"{describe(node)}: only values can be compared")
+        left, right = aligned(left, right)
         if isinstance(left, ir.Const) and isinstance(right, ir.Const):
-            raise OutsideSubset(f"{_describe(node)} compares two constants")
-        if op not in ("=", "!=") and _type(left) == BOOLEAN:
+            raise OutsideSubset(f"{describe(node)} compares two constants")
+        if op not in ("=", "!=") and type_of(left) == BOOLEAN:
             raise OutsideSubset("booleans are compared with = and != only")
         return ir.Compare(op, left, right)
 
@@ -133,7 +129,7 @@ class _Lowering:
         value = self.value(node.value, scope)
         if not isinstance(node.values, ast.Array):
             raise OutsideSubset("'in' and 'notIn' take a literal array, e.g. [\"DE\", \"FR\"]")
-        items = tuple(self.constant(item, _type(value)) for item in node.values.items)
+        items = tuple(self.constant(item, type_of(value)) for item in node.values.items)
         return ir.InSet(value, tuple(item.value for item in items), node.negated)
 
     def method_predicate(self, node: ast.Method, scope: _Scope) -> ir.Predicate:
@@ -153,18 +149,18 @@ class _Lowering:
         if name == "matches" and len(args) == 1:
             pattern = self.string(args[0], name)
             if "(?" in pattern.replace("(?i)", ""):
-                raise OutsideSubset("matches(): only the (?i) flag of Java's regular expressions is evaluated")
+                raise OutsideSubset(
+                    "matches(): only the (?i) flag of Java's regular expressions is evaluated"
+                )
             return ir.Text("matches", self.text_value(node.target, scope), pattern)
         if name in ("isNull", "isNotNull") and not args:
             return ir.IsNull(self.value(node.target, scope), negated=name == "isNotNull")
         target = self.operand(node.target, scope)
         if isinstance(target, _EventValues) and not target.distinct:
             return self.array_predicate(name, target, args)
-        raise OutsideSubset(f"{_describe(node)} is not a condition the emulator evaluates")
+        raise OutsideSubset(f"{describe(node)} is not a condition the emulator evaluates")
 
-    def array_predicate(
-        self, name: str, values: _EventValues, args: tuple[ast.Node, ...]
-    ) -> ir.Predicate:
+    def array_predicate(self, name: str, values: _EventValues, args: tuple[ast.Node, ...]) -> ir.Predicate:
         kind = values.field.type
         events = values.events.condition
 
@@ -199,7 +195,9 @@ class _Lowering:
             return ir.EventCount(events.condition, ">", 0)
         if node.kind == "forall":
             return ir.EveryEvent(events.condition or ir.Constant(True))
-        raise OutsideSubset("'select' makes an array, not a condition: count it, e.g. (select ...).count() > 0")
+        raise OutsideSubset(
+            "'select' makes an array, not a condition: count it, e.g. (select ...).count() > 0"
+        )
 
     def quantified_events(self, node: ast.Quantifier, scope: _Scope) -> _Events:
         if len(node.bindings) != 1:
@@ -217,7 +215,7 @@ class _Lowering:
 
     def occurs(self, node: ast.Occurs, scope: _Scope) -> ir.Predicate:
         value = self.value(node.value, scope)
-        if _type(value) != TIMESTAMP:
+        if type_of(value) != TIMESTAMP:
             raise OutsideSubset("'occurs' applies to dates and timestamps")
 
         def at(op: str, ms: int) -> ir.Predicate:
@@ -280,12 +278,12 @@ class _Lowering:
                 present = ir.IsNull(target.field, negated=True)
                 condition = target.events.condition
                 return _Count(_Events(present if condition is None else ir.AllOf((condition, present))))
-            raise OutsideSubset(f"count() of {_describe(node.target)} is not evaluated")
+            raise OutsideSubset(f"count() of {describe(node.target)} is not evaluated")
         if isinstance(node, ast.Method) and node.name == "distinct" and not node.args:
             target = self.operand(node.target, scope)
             if isinstance(target, _EventValues):
                 return _EventValues(target.events, target.field, distinct=True)
-            raise OutsideSubset(f"distinct() of {_describe(node.target)} is not evaluated")
+            raise OutsideSubset(f"distinct() of {describe(node.target)} is not evaluated")
         if isinstance(node, ast.Filter):
             target = self.operand(node.target, scope)
             if not isinstance(target, _Events):
@@ -296,7 +294,7 @@ class _Lowering:
             return _Events(condition)
         if isinstance(node, ast.Quantifier) and node.kind == "select":
             return self.quantified_events(node, scope)
-        path = _path(node)
+        path = path_of(node)
         if path is not None:
             root, parts = path
             return self.resolve(root, parts, scope)
@@ -331,7 +329,7 @@ class _Lowering:
 
     def value(self, node: ast.Node, scope: _Scope) -> ir.Value:
         if isinstance(node, ast.Literal):
-            return _literal(node.value)
+            return literal(node.value)
         if isinstance(node, ast.Negate) and isinstance(node.operand, ast.Literal):
             number = node.operand.value
             if isinstance(number, int | float) and not isinstance(number, bool):
@@ -340,18 +338,18 @@ class _Lowering:
             return self.call(node)
         if isinstance(node, ast.Method) and node.name in _DATE_PARTS and not node.args:
             target = self.value(node.target, scope)
-            if _type(target) != TIMESTAMP:
+            if type_of(target) != TIMESTAMP:
                 raise OutsideSubset(f"{node.name}() applies to dates and timestamps")
             return ir.DatePart(_DATE_PARTS[node.name], target)
-        if _path(node) is not None or isinstance(node, ast.Method | ast.Filter | ast.Quantifier):
+        if path_of(node) is not None or isinstance(node, ast.Method | ast.Filter | ast.Quantifier):
             operand = self.operand(node, scope)
             if isinstance(operand, ir.Attr | ir.EventAttr | ir.Const | ir.DatePart):
                 return operand
-        raise OutsideSubset(f"{_describe(node)} is not a value the emulator evaluates")
+        raise OutsideSubset(f"{describe(node)} is not a value the emulator evaluates")
 
     def text_value(self, node: ast.Node, scope: _Scope) -> ir.Value:
         value = self.value(node, scope)
-        if _type(value) != STRING:
+        if type_of(value) != STRING:
             raise OutsideSubset("string functions apply to strings")
         return value
 
@@ -373,11 +371,11 @@ class _Lowering:
         value = self.value(node, _Scope())
         if not isinstance(value, ir.Const):
             raise OutsideSubset("array items must be constants")
-        _, aligned = _aligned(ir.Attr("", kind), value)
-        if _type(aligned) != kind:
+        _, converted = aligned(ir.Attr("", kind), value)
+        if type_of(converted) != kind:
             raise OutsideSubset(f"{value.value!r} is not a {kind}")
-        assert isinstance(aligned, ir.Const)
-        return aligned
+        assert isinstance(converted, ir.Const)
+        return converted
 
     def string(self, node: ast.Node, where: str) -> str:
         if isinstance(node, ast.Literal) and isinstance(node.value, str):
@@ -390,7 +388,7 @@ class _Lowering:
         if isinstance(node, ast.TimeWord | ast.RelativeTime | ast.Call):
             return self.interval(node)
         value = self.value(node, scope)
-        if _type(value) != TIMESTAMP:
+        if type_of(value) != TIMESTAMP:
             raise OutsideSubset("'occurs' compares with dates and timestamps")
         return value
 
@@ -421,76 +419,10 @@ class _Lowering:
                 raise OutsideSubset(f"{node.name}() is not a time")
             assert isinstance(start.value, int)
             return start.value, start.value + day
-        raise OutsideSubset(f"{_describe(node)} is not a time the emulator evaluates")
+        raise OutsideSubset(f"{describe(node)} is not a time the emulator evaluates")
 
     def shifted(self, ms: int, amount: int, unit: str) -> int:
         try:
             return timespan.shift(ms, amount, unit)
         except (ValueError, OverflowError) as exc:
             raise OutsideSubset(f"{amount} {unit}s from the evaluation instant: {exc}") from None
-
-
-def _path(node: ast.Node) -> tuple[str | int, list[str]] | None:
-    """(root name or parameter position, the field names after it) of a dot path; None if not one."""
-    parts: list[str] = []
-    while isinstance(node, ast.Field):
-        parts.insert(0, node.name)
-        node = node.target
-    if isinstance(node, ast.Name):
-        return node.name, parts
-    if isinstance(node, ast.Parameter):
-        return node.position, parts
-    return None
-
-
-def _literal(value: ast.Scalar) -> ir.Const:
-    if isinstance(value, bool):
-        return ir.Const(value, BOOLEAN)
-    if isinstance(value, int | float):
-        return ir.Const(value, NUMBER)
-    if isinstance(value, str):
-        return ir.Const(value, STRING)
-    raise OutsideSubset("null literals are not evaluated: use isNull() or isNotNull()")
-
-
-def _type(value: ir.Value) -> str:
-    if isinstance(value, ir.DatePart):
-        return NUMBER
-    return value.type
-
-
-def _aligned(left: ir.Value, right: ir.Value) -> tuple[ir.Value, ir.Value]:
-    """A string constant compared with a timestamp is read as an ISO 8601 date or date-time."""
-    for one, other, swap in ((left, right, False), (right, left, True)):
-        if isinstance(other, ir.Const) and other.type == STRING and _type(one) == TIMESTAMP:
-            converted = ir.Const(_iso_ms(str(other.value)), TIMESTAMP)
-            return (converted, one) if swap else (one, converted)
-    if _type(left) != _type(right):
-        raise OutsideSubset(f"a {_type(left)} is compared with a {_type(right)}")
-    return left, right
-
-
-def _iso_ms(text: str) -> int:
-    from datetime import UTC, datetime
-
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise OutsideSubset(f"'{text}' is not an ISO 8601 date") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return timespan.to_ms(moment)
-
-
-def _describe(node: ast.Node) -> str:
-    path = _path(node)
-    if path is not None:
-        root, parts = path
-        return ".".join([f"${root}" if isinstance(root, int) else root, *parts])
-    if isinstance(node, ast.Method):
-        return f"{_describe(node.target)}.{node.name}()"
-    if isinstance(node, ast.Call):
-        return f"{node.name}()"
-    if isinstance(node, ast.Literal):
-        return repr(node.value)
-    return type(node).__name__.lower()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from emulator.pql import ast
+import emulator.pql.ast as ast
 from emulator.pql.syntax import PqlSyntaxError
 
 _COMPARISONS = {"=", "!=", "<", "<=", ">", ">="}
@@ -17,7 +17,9 @@ def parse_json(text: str) -> ast.Node:
         document = json.loads(text)
     except ValueError as exc:
         line, column = getattr(exc, "lineno", 1), getattr(exc, "colno", 1)
-        raise PqlSyntaxError(f"pql/json is not valid JSON: {getattr(exc, 'msg', exc)}", line, column) from None
+        raise PqlSyntaxError(
+            f"pql/json is not valid JSON: {getattr(exc, 'msg', exc)}", line, column
+        ) from None
     return _node(document, "$", 0)
 
 

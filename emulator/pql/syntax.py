@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emulator.pql import ast
+import emulator.pql.ast as ast
 
 if TYPE_CHECKING:
     from lark import Lark, Token
@@ -75,7 +75,8 @@ def parse(text: str) -> ast.Node:
             f"unexpected {found}; expected {_expected(exc.expected)}", *_position(exc, text)
         ) from None
     except UnexpectedCharacters as exc:
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        position = exc.pos_in_stream or 0
+        char = text[position] if position < len(text) else ""
         raise PqlSyntaxError(f"unexpected character {char!r}", exc.line, exc.column) from None
     except UnexpectedEOF as exc:
         raise PqlSyntaxError(
