@@ -529,10 +529,15 @@ def throughput(config: Config, cpus: Cpus, wrk: Wrk) -> dict[str, Any]:
     }
 
 
+# Every documented sort and filter of the job list (all the jobs are NEW: a manual clock, never polled).
 LATENCY_QUERIES = {
     "default": "",
+    "sort_creation_asc": "?sort=creationTime:asc",
     "sort_update_time": "?sort=updateTime:desc",
+    "sort_update_time_asc": "?sort=updateTime:asc",
+    "status_match": "?status=NEW",
     "status_no_match": "?status=FAILED",
+    "status_sorted": "?status=NEW&sort=updateTime:asc",
 }
 
 

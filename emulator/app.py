@@ -20,6 +20,7 @@ from emulator.api.common import (
     Route,
     RouteGroup,
     backend_of,
+    body_of,
     client_request_id,
 )
 from emulator.backend import Backend
@@ -49,6 +50,7 @@ MAX_URL_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 8 * 1024  # one header line: name and value
 MAX_HEADERS_BYTES = 64 * 1024  # all header lines together
 PARSER_LIMIT_BYTES = 32 * 1024
+MAX_LINGERING_SECONDS = 10.0
 
 CATALOG = catalog.PREFIX
 JOBS = export_jobs.PREFIX
@@ -163,11 +165,23 @@ def create_app(options: Options | None = None, backend: Backend | None = None) -
     app = web.Application(
         client_max_size=options.max_body_bytes,
         middlewares=[aep_middleware(backend, groups)],
-        handler_args={"max_line_size": PARSER_LIMIT_BYTES, "max_field_size": PARSER_LIMIT_BYTES},
+        handler_args={
+            "max_line_size": PARSER_LIMIT_BYTES,
+            "max_field_size": PARSER_LIMIT_BYTES,
+            # Idle connections, and request heads still arriving, are closed after this (aiohttp: an hour).
+            "keepalive_timeout": options.keepalive_timeout,
+            # After an answer, the unread rest of a body is read and dropped for this long (aiohttp: 10 s),
+            # then the connection is closed: a body that stalls is not waited for twice.
+            "lingering_time": min(MAX_LINGERING_SECONDS, options.body_timeout),
+            # Bodies are decoded by emulator/api/bodies.py, bounded by --max-body-bytes as they inflate.
+            "auto_decompress": False,
+        },
     )
     app[BACKEND] = backend
     if options.state_file is not None:
-        saver = app[STATE_SAVER] = Saver(backend, options.state_file)
+        lock = backend.state_lock  # the backend loaded the file the lock names (symbolic links followed)
+        state_path = lock.path if lock is not None else options.state_file
+        saver = app[STATE_SAVER] = Saver(backend, state_path, lock)
         app.cleanup_ctx.append(_saving(saver, options.save_interval))
     for group in ROUTE_GROUPS:
         for method, path, handler in group.routes:
@@ -188,6 +202,7 @@ def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGro
         if group is None:
             group = group_of_path(request.path)
         request[ROUTE_GROUP] = group
+        epoch = backend.journal.epoch  # a request started before a reset never enters the next journal
         tenant = None
         dropped = False
         try:
@@ -218,7 +233,8 @@ def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGro
                 time=backend.clock.now_ms(),
                 dropped=dropped,
                 note=request.get(JOURNAL_NOTE),
-            )
+            ),
+            epoch,
         )
         return response
 
@@ -251,8 +267,8 @@ def error_response(request: web.Request, exc: Exception, envelope: Envelope) -> 
 
 async def _body_text(request: web.Request) -> str:
     try:
-        return (await request.read()).decode("utf-8", errors="replace")
-    except web.HTTPException:
+        return (await body_of(request)).decode("utf-8", errors="replace")
+    except ApiError:  # too large, too slow, or badly encoded: the entry's status says which
         return ""
 
 
@@ -292,6 +308,7 @@ def _saving(saver: Saver, interval: float) -> Callable[[web.Application], AsyncI
             await task  # lets a write in progress finish: two writers never race to rename
         finally:
             await _save(saver)
+            saver.close()
 
     return context
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emulator import persistence
+from emulator.budget import TenantBudget
 from emulator.catalog import Catalog, batch_status
 from emulator.clock import Clock
 from emulator.faults import Faults
@@ -22,7 +23,7 @@ from emulator.segment_jobs import SegmentJob, SegmentJobs
 from emulator.segments import SegmentDefinitions
 from emulator.store import Batch, ExportJob, Store, Tenant
 from emulator.tokens import Tokens, load_credentials
-from emulator.validation import Schemas, bundled_schemas
+from emulator.validation import Schemas, bundled_schemas, describe
 
 if TYPE_CHECKING:
     from emulator.exportdata import Exports
@@ -47,7 +48,7 @@ class Backend:
         self.scenarios = ScenarioRegistry(
             startup_scenarios(options.scenario_paths, notice or _log.warning), options.default_scenario
         )
-        self.catalog = Catalog(self.store, self.clock, options.seed)
+        self.catalog = Catalog(self.store, self.clock, options.seed, TenantBudget(options.max_tenant_bytes))
         self.merge_policies = MergePolicies(self.clock)
         self.definitions = SegmentDefinitions(self.clock, self.merge_policies)
         self.segment_jobs = SegmentJobs(
@@ -71,10 +72,27 @@ class Backend:
         )
         self._exports: Exports | None = None
         self._audience: Audience | None = None
+        # Held from the load to the last save (see persistence.StateLock); released by close().
+        self.state_lock: persistence.StateLock | None = None
         if options.state_file is not None:
-            state = persistence.load(options.state_file, self.compatibility())
-            if state is not None:
-                self.restore(state, source=options.state_file)
+            path = persistence.resolve(options.state_file)
+            self.state_lock = persistence.StateLock(path)
+            try:
+                state = persistence.load(path, self.compatibility(), self._check_state)
+                if state is not None:
+                    self.restore(state, source=path)
+            except BaseException:
+                self.close()
+                raise
+
+    def close(self) -> None:
+        """Let another emulator use the state file (the app does it after its last save)."""
+        if self.state_lock is not None:
+            self.state_lock.release()
+
+    def _check_state(self, document: Any) -> str | None:
+        error = self.schemas.first_error("state", document)
+        return None if error is None else describe(error)
 
     @property
     def exports(self) -> Exports:
@@ -101,6 +119,25 @@ class Backend:
         if job.progress.status != SUCCEEDED:
             return None
         return self.audience.job_counts(job)
+
+    async def prepare_segment_counts(self, jobs: Iterable[SegmentJob]) -> None:
+        """Count the members of these segment jobs off the event loop, so that `segment_job_counts`
+        answers at once. Jobs that have not succeeded show no counts: exportdata is not imported."""
+        succeeded = [job for job in jobs if job.progress.status == SUCCEEDED]
+        if succeeded:
+            await self.audience.prepare(succeeded)
+
+    async def prepare_counters(self, jobs: Iterable[ExportJob]) -> None:
+        """Count what these jobs exported off the event loop, so that `job_counters` answers at once.
+        Jobs that have not succeeded show no counters: nothing to do, and exportdata is not imported."""
+        succeeded = [job for job in jobs if job.progress.status == SUCCEEDED]
+        if succeeded:
+            await self.exports.prepare(succeeded)
+
+    async def prepare_record_counts(self, batches: Iterable[Batch]) -> None:
+        """The same for batches' `recordCount`."""
+        jobs = {id(b.job): b.job for b in batches if batch_status(b) == "success"}
+        await self.prepare_counters(jobs.values())
 
     def job_counters(self, job: ExportJob) -> tuple[int, dict[str, int]] | None:
         """What a succeeded job exported: total profiles and profiles per identity namespace."""
@@ -180,4 +217,9 @@ class Backend:
         datasets = sum(len(s.datasets) for s in tenants)
         jobs = sum(len(s.jobs) for s in tenants)
         batches = sum(len(s.batches) for s in tenants)
-        return f"{datasets} datasets, {jobs} jobs, {batches} batches, {len(self.tokens)} tokens"
+        definitions = sum(1 for _ in self.definitions.all())
+        segment_jobs = sum(1 for _ in self.segment_jobs.all_jobs())
+        return (
+            f"{datasets} datasets, {jobs} jobs, {batches} batches, {len(self.tokens)} tokens, "
+            f"{definitions} segment definitions, {segment_jobs} segment jobs"
+        )

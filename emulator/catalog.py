@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from emulator.budget import TenantBudget
 from emulator.clock import Clock
 from emulator.errors import BadRequest, NotFound
 from emulator.lifecycle import CANCELLED, FAILED, SUCCEEDED
@@ -32,9 +33,10 @@ BATCH_STATUS = {SUCCEEDED: "success", FAILED: "failed", CANCELLED: "aborted"}
 
 
 class Catalog:
-    def __init__(self, store: Store, clock: Clock, seed: int):
+    def __init__(self, store: Store, clock: Clock, seed: int, budget: TenantBudget | None = None):
         self.store = store
         self.clock = clock
+        self.budget = budget or TenantBudget()
         self._seed = seed
         self.reset_ids()
 
@@ -48,6 +50,7 @@ class Catalog:
 
     def create_dataset(self, tenant: Tenant, body: dict[str, Any], client_id: str) -> Dataset:
         dataset = Dataset(self.new_id(), tenant, self.clock.now_ms(), body, client_id)
+        self.budget.hold(tenant, dataset, body)
         self.store.tenant(tenant).datasets[dataset.id] = dataset
         return dataset
 
@@ -130,6 +133,16 @@ class Catalog:
             datasets = [dataset_from_state(tenant, d) for d in saved["datasets"]]
             batches = [batch_from_state(tenant, b, jobs) for b in saved["batches"]]
             tenants[tenant] = ({d.id: d for d in datasets}, {b.id: b for b in batches})
+        for batch_or_job, tenant, dataset_id in (
+            *(
+                (f"batch {b.id}", b.tenant, b.dataset_id)
+                for _, found in tenants.values()
+                for b in found.values()
+            ),
+            *((f"job {j.id}", j.tenant, j.request["destination"]["datasetId"]) for j in jobs.values()),
+        ):
+            if dataset_id not in tenants.get(tenant, ({}, {}))[0]:
+                raise ValueError(f"{batch_or_job}: no dataset {dataset_id} in its tenant")
 
         def commit() -> None:
             self._ids = ids

@@ -3,10 +3,10 @@ AEP's relative `link.next`."""
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import islice
 
 from emulator.errors import BadRequest
 from emulator.lifecycle import STATUSES
@@ -18,7 +18,7 @@ MAX_LIMIT = 1000
 # ASCII digits only: `\d` also matches other scripts' digits, which int() may reject.
 _CURSOR = re.compile(r"([0-9]{1,18})_([0-9]{1,18})")
 _SKIP = re.compile(r"[0-9]{1,9}")
-# Past any real store; also keeps islice() within its index range for absurd start/page values.
+# Past any real store.
 MAX_SKIP = 10**12
 SORT_FIELDS = {
     "creationTime": "createdTime",
@@ -46,37 +46,23 @@ class JobPage:
     has_more: bool
 
 
-def first_page(state: TenantState, query: ListQuery, refresh: Callable[[ExportJob], None]) -> JobPage:
-    """The page `query` asks for; `refresh` brings a job's status up to the clock."""
-    candidates = _ordered(state, query, refresh)
-    if query.status is not None:
-        candidates = (job for job in candidates if job.progress.status == query.status)
-    candidates = islice(candidates, query.skip, None)
-    records = list(islice(candidates, query.limit))
-    has_more = next(candidates, None) is not None
-    last = records[-1] if records else None
-    return JobPage(records, query, _cursor(last, query) if last else "", has_more)
-
-
-def _ordered(
-    state: TenantState, query: ListQuery, refresh: Callable[[ExportJob], None]
-) -> Iterator[ExportJob]:
-    if query.sort_field == "createdTime":
-        jobs = state.jobs_descending(query.cursor) if query.descending else state.jobs_ascending(query.cursor)
-        for job in jobs:
-            refresh(job)
-            yield job
-        return
-    # updateTime moves as jobs progress, so it has no standing index: sort on demand.
-    for job in state.jobs.values():
-        refresh(job)
-    keyed = sorted(((job.progress.updated_ms, job.id), job) for job in state.jobs.values())
+def first_page(state: TenantState, query: ListQuery, now_ms: int) -> JobPage:
+    """The page `query` asks for, at `now_ms`: positions in the tenant's sorted index (store.JobIndex), so
+    the cost is the page's, whatever the number of jobs, the sort or the status filter."""
+    state.index.settle(now_ms)  # every job's stored status is now its status at `now_ms`
+    keys = state.index.keys(query.sort_field, query.status)
+    wanted = query.limit + 1  # one more tells whether there is a next page
     if query.descending:
-        keyed.reverse()
-    for key, job in keyed:
-        if query.cursor is not None and (key >= query.cursor if query.descending else key <= query.cursor):
-            continue
-        yield job
+        end = len(keys) if query.cursor is None else bisect.bisect_left(keys, query.cursor)
+        end -= query.skip
+        chosen = keys[max(end - wanted, 0) : max(end, 0)][::-1]
+    else:
+        begin = 0 if query.cursor is None else bisect.bisect_right(keys, query.cursor)
+        begin += query.skip
+        chosen = keys[begin : begin + wanted]
+    records = [state.jobs[job_id] for _, job_id in chosen[: query.limit]]
+    last = records[-1] if records else None
+    return JobPage(records, query, _cursor(last, query) if last else "", len(chosen) > query.limit)
 
 
 def parse_list_query(params: Mapping[str, str]) -> ListQuery:

@@ -11,6 +11,7 @@ from emulator import lifecycle
 from emulator.catalog import Catalog
 from emulator.clock import Clock
 from emulator.errors import BadRequest, Conflict, NotFound, TooManyRequests
+from emulator.exportlimits import check_export
 from emulator.faults import Fault, take
 from emulator.job_listing import JobPage, ListQuery, first_page
 from emulator.lifecycle import JobError
@@ -107,7 +108,9 @@ class ExportJobs:
         merge_policy = normalized.get("mergePolicy", {}).get("id")
         if merge_policy is not None:
             self.check_merge_policy(tenant, merge_policy)
+        size = self.catalog.budget.size(tenant, normalized)  # --max-tenant-bytes, checked before any change
         choice = self.scenarios.choose(requested_scenario, normalized)
+        check_export(normalized, choice.scenario)
         fault = self.tenant_fault(tenant, choice.scenario, "create_job")
         if fault is not None and fault.refuses:
             return Created(None, fault, choice)
@@ -125,6 +128,7 @@ class ExportJobs:
             profile_instance_id=profile_instance_id or DEFAULT_SEGMENT_NS,
             definitions=self.definitions(tenant, [s["segmentId"] for s in segments]),
         )
+        self.catalog.budget.hold(tenant, job, normalized, size)
         state.add_job(job)
         for index, batch_id in enumerate(job.batch_ids):
             segment = segments[index] if per_segment else None
@@ -172,20 +176,25 @@ class ExportJobs:
         return self.tenant_fault(tenant, self.scenarios.get(self.scenarios.default), "list_jobs")
 
     def poll(self, job: ExportJob) -> ExportJob:
-        """A GET of the job (found with `get`): counts as a poll, then its status is computed."""
+        """A GET of the job (found with `get`, maybe before an await): counts as a poll, then its status is
+        computed."""
+        self._current(job)
         job.refresh(self.clock.now_ms(), poll=True)
         return job
 
-    def cancel(self, tenant: Tenant, job_id: str) -> str:
-        """Cancel a live job or delete a finished one; returns AEP's message."""
-        job = self.get(tenant, job_id)
+    def cancel(self, job: ExportJob) -> str:
+        """Cancel a live job or delete a finished one (found with `get`, maybe before an await); returns
+        AEP's message."""
+        self._current(job)
         self.refresh(job)
         if job.progress.is_terminal:
-            self.store.tenant(tenant).remove_job(job)
+            self.store.tenant(job.tenant).remove_job(job)
             return DELETED
         scenario = job.scenario
-        job.progress = lifecycle.cancel(
-            job.progress, scenario.cancel_status, scenario.cancel_errors, self.clock.now_ms()
+        job.set_progress(
+            lifecycle.cancel(
+                job.progress, scenario.cancel_status, scenario.cancel_errors, self.clock.now_ms()
+            )
         )
         return CANCELLING
 
@@ -195,7 +204,7 @@ class ExportJobs:
             raise Conflict(
                 f"Export job {job.id} is already {job.progress.status}; terminal states never change"
             )
-        job.progress = lifecycle.force(job.progress, status, errors, self.clock.now_ms())
+        job.set_progress(lifecycle.force(job.progress, status, errors, self.clock.now_ms()))
         return job
 
     # -- queries --------------------------------------------------------------------------------
@@ -206,6 +215,15 @@ class ExportJobs:
         if job is None:
             raise NotFound(f"The export job '{job_id}' was not found")
         return job
+
+    def _current(self, job: ExportJob) -> None:
+        """A reset is a boundary: a request that found `job` and then waited (a scenario delay) acts on it
+        only if the store still holds that very object. After a reset (of everything or of the job's
+        tenant), or a DELETE meanwhile, it does not, even if a new job has the same id: the request answers
+        as its own world now would, 404."""
+        state = self.store.tenants.get(job.tenant)
+        if state is None or state.jobs.get(job.id) is not job:
+            raise NotFound(f"The export job '{job.id}' was not found")
 
     def refresh(self, job: ExportJob) -> None:
         """Bring a job's status up to the clock without counting a poll."""
@@ -226,7 +244,7 @@ class ExportJobs:
         raise NotFound(f"The export job '{job_id}' was not found")
 
     def list(self, tenant: Tenant, query: ListQuery) -> JobPage:
-        return first_page(self.store.tenants.get(tenant) or TenantState(), query, self.refresh)
+        return first_page(self.store.tenants.get(tenant) or TenantState(), query, self.clock.now_ms())
 
     # -- state file (emulator/persistence.py) ---------------------------------------------------
 
@@ -275,6 +293,12 @@ class ExportJobs:
             tenants[tenant] = (sorted(listed, key=lambda one: one.index_key), hits)
         if len(jobs) != sum(len(saved["jobs"]) for saved in state["tenants"]):
             raise ValueError("a job id appears twice")
+        if jobs and max(jobs) > last_job_id:
+            raise ValueError(f"job {max(jobs)} is past lastJobId {last_job_id}: new jobs would reuse its id")
+        for job in jobs.values():
+            steps = len(job.scenario.steps)
+            if job.progress.step >= steps:
+                raise ValueError(f"job {job.id} is at step {job.progress.step} of a {steps}-step scenario")
 
         def commit() -> None:
             self.store.last_job_id = last_job_id

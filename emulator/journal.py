@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
+
+from emulator.jsonio import dumps
 
 # Bodies may be as large as --max-body-bytes allows and the journal holds thousands of entries: keep the head.
 MAX_BODY_CHARS = 64 * 1024
@@ -13,6 +15,19 @@ MAX_BODY_CHARS = 64 * 1024
 # its path only: the app's limits bound every other entry's URL and headers, not these.
 OVERSIZED = frozenset({414, 431})
 MAX_OVERSIZED_PATH_CHARS = 1024
+# GET /_emulator/requests comes in pages: `limit` entries (this by default, PAGE_MAX at most), and no more
+# than PAGE_MAX_BYTES of them (at least one entry, whatever its size), so that the journal's full length
+# (--journal-limit entries of up to MAX_BODY_CHARS each) is never encoded in one answer.
+PAGE_DEFAULT = 100
+PAGE_MAX = 1000
+PAGE_MAX_BYTES = 8 * 1024 * 1024
+
+
+class Page(NamedTuple):
+    entries: list[bytes]  # each entry's JSON, encoded
+    matching: int  # entries matching the filters, in all pages
+    next: int | None  # where the next page starts; None after the last
+    truncated: bool  # the page stopped at PAGE_MAX_BYTES before `limit`
 
 
 @dataclass(slots=True)
@@ -51,8 +66,14 @@ class JournalEntry:
 class Journal:
     def __init__(self, limit: int):
         self._entries: deque[JournalEntry] = deque(maxlen=limit)
+        # Counts clears (a reset, DELETE /_emulator/requests): a request records the epoch it started in,
+        # and its entry is dropped if the journal was cleared meanwhile.
+        self.epoch = 0
 
-    def record(self, entry: JournalEntry) -> None:
+    def record(self, entry: JournalEntry, epoch: int | None = None) -> None:
+        """Append `entry`, unless the request started (at `epoch`) before the journal was last cleared."""
+        if epoch is not None and epoch != self.epoch:
+            return
         if entry.status in OVERSIZED:
             entry = replace(entry, path=entry.path[:MAX_OVERSIZED_PATH_CHARS], query={}, headers={})
         if len(entry.body) > MAX_BODY_CHARS:
@@ -62,6 +83,26 @@ class Journal:
 
     def clear(self) -> None:
         self._entries.clear()
+        self.epoch += 1
+
+    def page(self, filters: Mapping[str, str], start: int, limit: int) -> Page:
+        """Entries `start` to `start + limit` of those matching `filters`, encoded, within PAGE_MAX_BYTES."""
+        matching = self.entries(filters)
+        encoded: list[bytes] = []
+        size = 0
+        for entry in matching[start : start + limit]:
+            data = dumps(entry.to_json())
+            if encoded and size + len(data) > PAGE_MAX_BYTES:
+                break
+            encoded.append(data)
+            size += len(data) + 1
+        end = start + len(encoded)
+        return Page(
+            encoded,
+            len(matching),
+            end if end < len(matching) else None,
+            len(encoded) < limit and end < len(matching),
+        )
 
     def entries(self, filters: Mapping[str, str]) -> list[JournalEntry]:
         """Filter by `method`, `path` (prefix), `org` and `sandbox`."""

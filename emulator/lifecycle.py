@@ -132,6 +132,16 @@ def force(progress: Progress, status: str, errors: tuple[JobError, ...], now_ms:
     return _transition(progress, status, phase, errors, _not_before(progress, now_ms), pinned=True)
 
 
+def due_ms(steps: tuple[Step, ...], progress: Progress) -> int | None:
+    """The instant at which the clock alone moves the job on (its next step's `after.seconds`), None when
+    only polls, a cancel or nothing will: what lets a listing bring every job up to the clock by touching
+    only the jobs whose step is due."""
+    if progress.is_terminal or progress.pinned:
+        return None
+    nxt = _next_step(steps, progress)
+    return None if nxt is None else _due_ms(progress, nxt)
+
+
 def _advance_by_time(steps: tuple[Step, ...], progress: Progress, now_ms: int) -> Progress:
     while not progress.is_terminal:
         nxt = _next_step(steps, progress)

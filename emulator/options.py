@@ -21,6 +21,14 @@ DEFAULT_MAX_SEGMENT_JOBS_PROCESSING = 0  # no limit
 DEFAULT_JOURNAL_LIMIT = 10_000
 DEFAULT_FILE_CACHE_BYTES = 8 * 1024 * 1024
 DEFAULT_SAVE_INTERVAL_SECONDS = 5.0
+# --speed: finite, above 0 and at most this (a real clock at this speed reaches year 9999 in about 90 days).
+MAX_SPEED = 1_000_000.0
+# Connections (see emulator/runner.py): aiohttp's own keep-alive default is about an hour, with no limit on
+# how long a request head or body may take to arrive, nor on how long a client may leave a response unread.
+DEFAULT_KEEPALIVE_TIMEOUT_SECONDS = 15.0  # idle between requests, and a request head still arriving
+DEFAULT_BODY_TIMEOUT_SECONDS = 30.0  # a request body, from the first read to its last byte
+DEFAULT_SEND_TIMEOUT_SECONDS = 30.0  # a response the client reads none of, before the connection is cut
+DEFAULT_MAX_TENANT_BYTES = 64 * 1024 * 1024  # stored dataset and job requests per tenant
 
 
 @dataclass(frozen=True)
@@ -49,3 +57,7 @@ class Options:
     max_segment_jobs_processing: int = DEFAULT_MAX_SEGMENT_JOBS_PROCESSING
     journal_limit: int = DEFAULT_JOURNAL_LIMIT  # entries; the oldest is evicted first
     file_cache_bytes: int = DEFAULT_FILE_CACHE_BYTES  # exported files kept in an LRU cache
+    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT_SECONDS
+    body_timeout: float = DEFAULT_BODY_TIMEOUT_SECONDS
+    send_timeout: float = DEFAULT_SEND_TIMEOUT_SECONDS
+    max_tenant_bytes: int = DEFAULT_MAX_TENANT_BYTES

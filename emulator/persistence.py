@@ -15,10 +15,12 @@ skipped (compared before encoding, see store.py's saved forms), so an idle emula
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
+import stat
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +34,12 @@ FORMAT = "aep-emulator-state"
 VERSION = 2  # 2: each component's state under its own key (1 was laid out by persistence itself)
 # The options in a file's "compatibility", and the flag that sets each (for the refusal's wording).
 FLAGS = {"seed": "--seed", "clock": "--clock", "speed": "--speed"}
+# A larger file is refused unread (100,000 jobs save to about 60 MB).
+MAX_STATE_FILE_BYTES = 1024 * 1024 * 1024
+LOCK_SUFFIX = ".lock"
+
+# Checks a decoded document against the state file's schema: None, or what is wrong with it.
+Check = Callable[[Any], str | None]
 
 log = logging.getLogger("emulator.persistence")
 
@@ -77,8 +85,11 @@ def encode(state: Mapping[str, Any], compatibility: Mapping[str, Any]) -> bytes:
     )
 
 
-def decode(raw: bytes, source: Path | str, compatibility: Mapping[str, Any]) -> dict[str, Any]:
-    """The state in a file's content, checked against the header; StateError when it cannot be used."""
+def decode(
+    raw: bytes, source: Path | str, compatibility: Mapping[str, Any], check: Check | None = None
+) -> dict[str, Any]:
+    """The state in a file's content, checked against the header, then against the schema (`check`);
+    StateError when it cannot be used."""
     if not raw:
         raise StateError(source, "the file is empty (delete it to start from an empty state)")
     try:
@@ -86,6 +97,9 @@ def decode(raw: bytes, source: Path | str, compatibility: Mapping[str, Any]) -> 
     except orjson.JSONDecodeError as exc:
         raise StateError(source, f"not valid JSON, the file is corrupt ({exc})") from None
     check_header(document, source)
+    problem = check(document) if check is not None else None
+    if problem is not None:
+        raise StateError(source, f"malformed state: {problem}")
     with restoring(source):
         _check_compatible(document["compatibility"], compatibility, source)
         state = document["state"]
@@ -129,17 +143,74 @@ def restoring(source: Path | str) -> Iterator[None]:
 # -- the file -------------------------------------------------------------------------------------------
 
 
-def load(path: Path, compatibility: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The state in the file, None when there is no file yet; StateError when it cannot be used."""
+def resolve(path: Path) -> Path:
+    """The file a state file path names. A symbolic link is followed (to its target, even one that does
+    not exist yet): saves replace the target, atomically in the target's folder, and the link stays."""
+    return Path(os.path.realpath(path))
+
+
+def load(path: Path, compatibility: Mapping[str, Any], check: Check | None = None) -> dict[str, Any] | None:
+    """The state in the file (a resolved path), None when there is no file yet; StateError when it cannot
+    be used: not a regular file (a device such as /dev/zero, a FIFO, a folder), larger than
+    MAX_STATE_FILE_BYTES, unreadable, or a document that breaks the format or the schema."""
     try:
-        raw = path.read_bytes()
+        # Non-blocking: opening a FIFO must not wait for a writer (it is refused below).
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         if not path.parent.is_dir():
             raise StateError(path, f"folder {path.parent} does not exist") from None
         return None
     except OSError as exc:
         raise StateError(path, f"cannot read: {exc.strerror or exc}") from None
-    return decode(raw, path, compatibility)
+    info = os.fstat(descriptor)
+    problem = None
+    if not stat.S_ISREG(info.st_mode):
+        problem = "not a regular file (a folder, device, FIFO or socket): name a file"
+    elif info.st_size > MAX_STATE_FILE_BYTES:
+        problem = f"{info.st_size} bytes, over the limit of {MAX_STATE_FILE_BYTES} bytes"
+    if problem is not None:
+        os.close(descriptor)
+        raise StateError(path, problem)
+    with os.fdopen(descriptor, "rb") as file:
+        try:
+            raw = file.read(MAX_STATE_FILE_BYTES + 1)
+        except OSError as exc:
+            raise StateError(path, f"cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_STATE_FILE_BYTES:  # it grew while read
+        raise StateError(path, f"over the limit of {MAX_STATE_FILE_BYTES} bytes")
+    return decode(raw, path, compatibility, check)
+
+
+class StateLock:
+    """An exclusive lock on a state file, held for a server's life: a second emulator on the same file
+    would overwrite the first one's saves. It is an flock() on `<file>.lock` beside the file (the file
+    itself is replaced by every save), so the kernel releases it when the process ends, even when killed.
+    The lock file stays: removing it would let two processes lock two different files of that name."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lock_path = path.with_name(path.name + LOCK_SUFFIX)
+        try:
+            descriptor = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except FileNotFoundError:
+            raise StateError(path, f"folder {path.parent} does not exist") from None
+        except OSError as exc:
+            raise StateError(path, f"cannot create the lock file {self.lock_path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(descriptor)
+            raise StateError(
+                path,
+                f"in use by another running aep-emulator (it holds {self.lock_path}); stop it, or start "
+                "with another --state-file",
+            ) from None
+        self._descriptor: int | None = descriptor
+
+    def release(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)  # closing the descriptor releases the lock
+            self._descriptor = None
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -183,9 +254,10 @@ class Save:
 class Saver:
     """Saves `source`'s state to `path` when it differs from what the last successful save wrote."""
 
-    def __init__(self, source: Stateful, path: Path):
+    def __init__(self, source: Stateful, path: Path, lock: StateLock | None = None):
         self.source = source
         self.path = path
+        self.lock = lock  # released by close(), after the last save
         self.failed = False  # the last save failed: the file is older than the state
         self._on_disk: dict[str, Any] | None = None  # the state the last successful save wrote
 
@@ -210,6 +282,10 @@ class Saver:
             log.error("cannot save the state to %s: %s", self.path, error.strerror or error)
         else:
             log.error("cannot save the state to %s", self.path, exc_info=error)
+
+    def close(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
     def clean_stale(self) -> None:
         for stale in stale_temporaries(self.path):

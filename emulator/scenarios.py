@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
+import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -13,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from emulator import yamldoc
-from emulator.errors import BadRequest
-from emulator.faults import Fault, by_operation, parse_fault
+from emulator.errors import BadRequest, Conflict
+from emulator.faults import Fault, FaultError, by_operation, parse_fault
 from emulator.lifecycle import CANCELLED, DATASET_WRITE, PROCESSING, TERMINAL, JobError, Step
 from emulator.resources import bundled_dir
 from emulator.validation import Schemas, bundled_schemas
@@ -25,8 +27,16 @@ if TYPE_CHECKING:
 SCENARIO_SCHEMA = "scenario"
 YAML_SUFFIXES = (".yaml", ".yml")
 
-# Far more than any scenario needs; a document past it is refused before it is validated.
+# Far more than any scenario needs (a file, an upload, a state file's copy); a document past them is refused
+# before it is validated. The depth stays well under what jsonschema and orjson (255 levels) walk.
+MAX_DOCUMENT_BYTES = 256 * 1024
 MAX_DOCUMENT_VALUES = 100_000
+MAX_DOCUMENT_DEPTH = 64
+# Scenarios uploaded through the control plane (POST /_emulator/scenarios); replacing one by name does not
+# count twice, and a reset forgets them all.
+MAX_UPLOADED_SCENARIOS = 1_000
+# ... and their documents together: a parsed document holds up to ~25x its text in memory (`{},` is a dict).
+MAX_UPLOADED_SCENARIO_BYTES = 4 * 1024 * 1024
 # Scenarios queued for the next jobs (POST /_emulator/scenarios/next), all calls together.
 MAX_QUEUED = 10_000
 # The jobs a scenario drives: export jobs (the default) or segment jobs.
@@ -82,6 +92,11 @@ class Scenario:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_faults_by_operation", by_operation(self.faults))
 
+    @property
+    def size(self) -> int:
+        """The document's length in UTF-8 bytes: what the cap on uploaded scenarios counts."""
+        return len(self.text.encode("utf-8"))
+
     def matches(self, request: Mapping[str, Any] | list[Mapping[str, Any]]) -> bool:
         """Every `match` pattern holds for the request (for a list of documents: for any one of them)."""
         if not self.match:
@@ -111,9 +126,18 @@ def parse(
 ) -> Scenario:
     """Validate a loaded YAML/JSON document and build the scenario, or raise `ScenarioError`.
 
-    `text` is the document as written; without it the scenario keeps the document as JSON.
-    `check_schema=False` only for the bundled scenarios, whose schema check is a test (see `bundled`).
+    Every way a scenario loads comes here (an upload, `--scenarios`, `scenarios validate`, a state file), so
+    they all accept and refuse the same documents. `text` is the document as written; without it the
+    scenario keeps the document as JSON. `check_schema=False` only for the bundled scenarios, whose schema
+    check is a test (see `bundled`); the plain-data check runs for all.
     """
+    # First: JSON Schema cannot refuse NaN (every comparison with it is false), non-string keys, YAML
+    # timestamps or binaries, and it recurses into whatever nesting it is given.
+    problem = yamldoc.plain_data_problem(
+        document, max_values=MAX_DOCUMENT_VALUES, max_depth=MAX_DOCUMENT_DEPTH
+    )
+    if problem is not None:
+        raise ScenarioError(source, *problem)
     error = (schemas or bundled_schemas()).first_error(SCENARIO_SCHEMA, document) if check_schema else None
     if error is not None:
         raise ScenarioError(source, *_located(error))
@@ -124,7 +148,8 @@ def parse(
     if not resolved:
         raise ScenarioError(source, "name", "a scenario needs a name (or a file name)")
     profiles = document.get("profiles", {})
-    low, high = profiles.get("eventsPerProfile", ProfilesSpec.events_per_profile)
+    # int(): the schema's integers include 2.0, which a range() or a format code refuses later.
+    low, high = map(int, profiles.get("eventsPerProfile", ProfilesSpec.events_per_profile))
     if low > high:
         raise ScenarioError(source, "profiles.eventsPerProfile", f"minimum {low} is above maximum {high}")
     on_cancel = document.get("on_cancel", {})
@@ -135,15 +160,15 @@ def parse(
         steps=steps,
         match=document.get("match", {}),
         profiles=ProfilesSpec(
-            count=profiles.get("count", ProfilesSpec.count),
-            empty_profiles=profiles.get("emptyProfiles", ProfilesSpec.empty_profiles),
+            count=int(profiles.get("count", ProfilesSpec.count)),
+            empty_profiles=int(profiles.get("emptyProfiles", ProfilesSpec.empty_profiles)),
             events_per_profile=(low, high),
         ),
-        max_records_per_file=document.get("files", {}).get(
-            "maxRecordsPerFile", Scenario.max_records_per_file
+        max_records_per_file=int(
+            document.get("files", {}).get("maxRecordsPerFile", Scenario.max_records_per_file)
         ),
         failed_batches=document.get("batches", {}).get("onFailure", "failed") == "failed",
-        faults=tuple(parse_fault(raw) for raw in document.get("faults", [])),
+        faults=_faults(document.get("faults", []), source),
         cancel_status=on_cancel.get("status", CANCELLED),
         cancel_errors=tuple(_error(raw) for raw in on_cancel.get("errors", [])),
         kind=kind,
@@ -191,44 +216,40 @@ def _check_steps(raw_steps: list[dict[str, Any]], source: str, kind: str = EXPOR
             writing = phase == DATASET_WRITE
 
 
+def _faults(raw_faults: list[dict[str, Any]], source: str) -> tuple[Fault, ...]:
+    faults = []
+    for index, raw in enumerate(raw_faults):
+        try:
+            faults.append(parse_fault(raw))
+        except FaultError as exc:
+            raise ScenarioError(source, f"faults[{index}].{exc.where}", exc.reason) from None
+    return tuple(faults)
+
+
 def parse_text(text: str, *, source: str, name: str | None = None, check_schema: bool = True) -> Scenario:
     """A scenario from YAML (JSON is YAML too)."""
+    if len(text) > MAX_DOCUMENT_BYTES or len(text.encode("utf-8", "replace")) > MAX_DOCUMENT_BYTES:
+        raise ScenarioError(source, "", f"larger than {MAX_DOCUMENT_BYTES} bytes, the most a scenario may be")
     try:
         document = yamldoc.load(text)
     except yaml.YAMLError as exc:
         where = yamldoc.error_location(exc)
         raise ScenarioError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if _expands_beyond(document, MAX_DOCUMENT_VALUES):
-        # YAML aliases can nest a few hundred bytes into billions of values; validating (or merely
-        # printing) them would stall the server.
-        raise ScenarioError(
-            source,
-            "",
-            f"the document expands to more than {MAX_DOCUMENT_VALUES} values (nested YAML aliases?)",
-        )
     return parse(document, source=source, name=name, text=text, check_schema=check_schema)
 
 
-def _expands_beyond(document: Any, limit: int) -> bool:
-    """Whether the document, with every alias expanded, holds more than `limit` values (stops early)."""
-    pending = [document]
-    seen = 0
-    while pending:
-        value = pending.pop()
-        seen += 1
-        if seen > limit:
-            return True
-        if isinstance(value, dict):
-            pending.extend(value.keys())
-            pending.extend(value.values())
-        elif isinstance(value, list):
-            pending.extend(value)
-    return False
-
-
 def load_file(path: Path, *, check_schema: bool = True) -> Scenario:
+    """A scenario file: a regular file (not /dev/zero, a FIFO...) of at most MAX_DOCUMENT_BYTES."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise ScenarioError(str(path), "", "not a regular file")
+            raw = file.read(MAX_DOCUMENT_BYTES + 1)
+        if len(raw) > MAX_DOCUMENT_BYTES:
+            raise ScenarioError(
+                str(path), "", f"larger than {MAX_DOCUMENT_BYTES} bytes, the most a scenario may be"
+            )
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(str(path), "", f"cannot read: {exc}") from None
     return parse_text(text, source=str(path), name=path.stem, check_schema=check_schema)
@@ -297,6 +318,8 @@ class ScenarioRegistry:
             self._of_kind(self._startup[segment_default], SEGMENT)
 
     def reset(self) -> None:
+        # Counts resets: an upload parsed while one happened must not land in the state after it.
+        self.generation = getattr(self, "generation", -1) + 1
         self.scenarios: dict[str, Scenario] = dict(self._startup)
         self.defaults = dict(self._startup_defaults)
         self._queued: deque[str] = deque()
@@ -323,8 +346,23 @@ class ScenarioRegistry:
     def known(self, kind: str | None = None) -> str:
         return ", ".join(sorted(n for n, s in self.scenarios.items() if kind is None or s.kind == kind))
 
-    def add(self, scenario: Scenario) -> None:
+    def add(self, scenario: Scenario, *, generation: int | None = None) -> None:
+        """An uploaded scenario; one named like a known one replaces it (and does not count twice).
+        `generation`: the registry's when the upload began; refused if a reset came since."""
+        if generation is not None and generation != self.generation:
+            raise Conflict(
+                "The emulator was reset while the scenario was being read; it was not added (upload it again)"
+            )
+        others = [s for s in self._uploaded() if s.name != scenario.name]  # the one it replaces is not kept
+        problem = _over_caps(len(others) + 1, sum(s.size for s in [*others, scenario]))
+        if problem is not None:
+            raise Conflict(
+                f"{problem}; replace one by uploading it under its name, or reset (POST /_emulator/reset)"
+            )
         self.scenarios[scenario.name] = scenario
+
+    def _uploaded(self) -> list[Scenario]:
+        return [s for name, s in self.scenarios.items() if self._startup.get(name) is not s]
 
     def set_default(self, name: str) -> None:
         """The default for jobs of the scenario's kind."""
@@ -384,7 +422,7 @@ class ScenarioRegistry:
     def state(self) -> dict[str, Any]:
         """The scenarios uploaded through the control plane (the others load from the flags again), the
         default and the queue."""
-        uploaded = [self.saved(s) for name, s in self.scenarios.items() if self._startup.get(name) is not s]
+        uploaded = [self.saved(s) for s in self._uploaded()]
         return {
             "uploaded": uploaded,
             "default": self.default,
@@ -396,6 +434,10 @@ class ScenarioRegistry:
         """Check a saved `state()`; the returned commit puts it in place (it cannot fail). Uploaded scenarios
         override the flags' ones of the same name, as they did before the restart."""
         scenarios = dict(self._startup)
+        size = sum(len(str(s["text"]).encode("utf-8", "replace")) for s in state["uploaded"])
+        problem = _over_caps(len(state["uploaded"]), size)
+        if problem is not None:
+            raise ValueError(problem)
         for saved in state["uploaded"]:
             scenario = self.revive(saved)
             scenarios[scenario.name] = scenario
@@ -411,6 +453,7 @@ class ScenarioRegistry:
         def commit() -> None:
             self.scenarios, self._queued = scenarios, queued
             self.defaults = {EXPORT: default, SEGMENT: segment_default}
+            self.generation += 1
 
         return commit
 
@@ -429,12 +472,25 @@ class ScenarioRegistry:
         return parse_text(text, source=source, name=name)
 
 
+def _over_caps(count: int, size: int) -> str | None:
+    """Why `count` uploaded scenarios of `size` bytes in all are too many, or None."""
+    if count > MAX_UPLOADED_SCENARIOS:
+        return f"At most {MAX_UPLOADED_SCENARIOS} scenarios can be uploaded ({count} would be)"
+    if size > MAX_UPLOADED_SCENARIO_BYTES:
+        return (
+            f"Uploaded scenarios can hold at most {MAX_UPLOADED_SCENARIO_BYTES} bytes of documents in all "
+            f"({size} would)"
+        )
+    return None
+
+
 def _step(raw: Mapping[str, Any]) -> Step:
     after = raw.get("after", {})
+    polls, seconds = after.get("polls"), after.get("seconds")
     return Step(
         status=raw["status"],
-        after_polls=after.get("polls"),
-        after_seconds=after.get("seconds"),
+        after_polls=None if polls is None else int(polls),
+        after_seconds=None if seconds is None else float(seconds),
         phase=raw.get("phase"),
         errors=tuple(_error(e) for e in raw.get("errors", [])),
     )

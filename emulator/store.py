@@ -4,7 +4,8 @@ each object's saved form (what a state file keeps of it, see emulator/persistenc
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Mapping
+import heapq
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -50,6 +51,10 @@ class ExportJob:
     wire: tuple[tuple[Transition, ...], bytes] | None = field(default=None, compare=False, repr=False)
     # The job's saved form (see job_state) and what it was made from: progress, listed, scenario index.
     saved: tuple[Progress, bool, int, dict[str, Any]] | None = field(default=None, compare=False, repr=False)
+    # The listing index of the tenant that lists the job (None once deleted), and the transitions it is
+    # filed under there: every change of progress goes through `set_progress`, which refiles it.
+    index: JobIndex | None = field(default=None, compare=False, repr=False)
+    filed: tuple[Transition, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def index_key(self) -> tuple[int, int]:
@@ -57,7 +62,14 @@ class ExportJob:
 
     def refresh(self, now_ms: int, *, poll: bool = False) -> None:
         """Bring the status up to `now_ms`; `poll` when this read is a GET of the job."""
-        self.progress = lifecycle.advance(self.scenario.steps, self.progress, now_ms, poll=poll)
+        progress = lifecycle.advance(self.scenario.steps, self.progress, now_ms, poll=poll)
+        if progress is not self.progress:
+            self.set_progress(progress)
+
+    def set_progress(self, progress: Progress) -> None:
+        self.progress = progress
+        if self.index is not None and progress.transitions is not self.filed:
+            self.index.refile(self)
 
 
 @dataclass
@@ -73,12 +85,95 @@ class Batch:
     saved: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # see batch_state
 
 
+Key = tuple[int, int]  # (epoch ms, job id): the listing's order and cursor
+ALL = ""  # the index's name for "any status"
+
+
+class JobIndex:
+    """A tenant's listed jobs in every order the job list offers, so that a first page costs the same with
+    100,000 jobs as with 100: keys (creationTime, id) and (updateTime, id), sorted, over all jobs and per
+    status. A status is computed on read from the clock and polls; so the index also keeps the instants at
+    which jobs next move on by the clock alone (a heap), and `settle(now)` refreshes only the jobs whose
+    step is due. Polls, cancels and forces refile their job as they change it (ExportJob.set_progress)."""
+
+    def __init__(self, jobs: Mapping[int, ExportJob]):
+        self._jobs = jobs
+        self.created: dict[str, list[Key]] = {ALL: []}
+        self.updated: dict[str, list[Key]] = {ALL: []}
+        self._due: list[Key] = []  # (due ms, job id), a heap; entries of jobs since moved on are skipped
+
+    def keys(self, sort_field: str, status: str | None) -> list[Key]:
+        """Sorted ascending; read them, never change them."""
+        by = self.created if sort_field == "createdTime" else self.updated
+        return by.get(status or ALL, [])
+
+    def add(self, job: ExportJob) -> None:
+        job.index = self
+        self._file(job)
+
+    def remove(self, job: ExportJob) -> None:
+        self._unfile(job)
+        job.index, job.filed = None, ()
+
+    def refile(self, job: ExportJob) -> None:
+        """`job` made a transition: its status and updateTime changed, and maybe its due instant."""
+        self._unfile(job)
+        self._file(job)
+
+    def settle(self, now_ms: int) -> None:
+        """Every listed job's status brought up to `now_ms`: those whose step is due are refreshed."""
+        due = self._due
+        while due and due[0][0] <= now_ms:
+            _, job_id = heapq.heappop(due)
+            job = self._jobs.get(job_id)
+            if job is not None:
+                job.refresh(now_ms)  # refiles it (and pushes its next due instant) if it moved on
+
+    def _file(self, job: ExportJob) -> None:
+        progress = job.progress
+        status, created, updated = (
+            progress.status,
+            (progress.created_ms, job.id),
+            (progress.updated_ms, job.id),
+        )
+        for by, key in ((self.created, created), (self.updated, updated)):
+            for name in (ALL, status):
+                _insert(by.setdefault(name, []), key)
+        job.filed = progress.transitions
+        due_ms = lifecycle.due_ms(job.scenario.steps, progress)
+        if due_ms is not None:
+            if len(self._due) > 2 * len(self._jobs) + 64:  # mostly entries of jobs gone or moved on
+                self._due = [entry for entry in self._due if self._is_due(entry)]
+                heapq.heapify(self._due)
+            heapq.heappush(self._due, (due_ms, job.id))
+
+    def _unfile(self, job: ExportJob) -> None:
+        filed = job.filed
+        if not filed:
+            return
+        status, created, updated = filed[-1].status, (filed[0].at_ms, job.id), (filed[-1].at_ms, job.id)
+        for by, key in ((self.created, created), (self.updated, updated)):
+            for name in (ALL, status):
+                keys = by[name]
+                del keys[bisect.bisect_left(keys, key)]
+
+    def _is_due(self, entry: Key) -> bool:
+        job = self._jobs.get(entry[1])
+        return job is not None and lifecycle.due_ms(job.scenario.steps, job.progress) == entry[0]
+
+
+def _insert(keys: list[Key], key: Key) -> None:
+    if not keys or keys[-1] < key:
+        keys.append(key)  # the common case: a new job, or a job's latest transition
+    else:
+        bisect.insort(keys, key)
+
+
 @dataclass
 class TenantState:
     datasets: dict[str, Dataset] = field(default_factory=dict)
     jobs: dict[int, ExportJob] = field(default_factory=dict)
-    # (creationTimeMs, id) ascending: the listing's cursor order, kept sorted on insert and delete.
-    job_index: list[tuple[int, int]] = field(default_factory=list)
+    index: JobIndex = field(init=False)
     batches: dict[str, Batch] = field(default_factory=dict)
     # Fault counters not bound to one job: (scenario name, operation) -> times fired.
     fault_hits: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -86,20 +181,18 @@ class TenantState:
     # This is what --max-jobs-per-tenant bounds.
     exports: dict[int, ExportJob] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.index = JobIndex(self.jobs)
+
     def add_job(self, job: ExportJob) -> None:
         self.jobs[job.id] = job
         self.exports[job.id] = job
-        key = job.index_key
-        if not self.job_index or self.job_index[-1] < key:
-            self.job_index.append(key)
-        else:
-            bisect.insort(self.job_index, key)
+        self.index.add(job)
 
     def remove_job(self, job: ExportJob) -> None:
         """The job record only (a DELETE of a finished job): its batches and files stay."""
         del self.jobs[job.id]
-        position = bisect.bisect_left(self.job_index, job.index_key)
-        del self.job_index[position]
+        self.index.remove(job)
 
     def evict(self, job: ExportJob) -> None:
         """The job and everything it wrote, as if it had never existed."""
@@ -108,17 +201,6 @@ class TenantState:
         del self.exports[job.id]
         for batch_id in job.batch_ids:
             self.batches.pop(batch_id, None)
-
-    def jobs_descending(self, below: tuple[int, int] | None = None) -> Iterator[ExportJob]:
-        """Jobs newest first, strictly before the cursor key when one is given."""
-        end = len(self.job_index) if below is None else bisect.bisect_left(self.job_index, below)
-        for position in range(end - 1, -1, -1):
-            yield self.jobs[self.job_index[position][1]]
-
-    def jobs_ascending(self, above: tuple[int, int] | None = None) -> Iterator[ExportJob]:
-        start = 0 if above is None else bisect.bisect_right(self.job_index, above)
-        for position in range(start, len(self.job_index)):
-            yield self.jobs[self.job_index[position][1]]
 
 
 class Store:

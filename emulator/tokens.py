@@ -27,7 +27,10 @@ from emulator.options import TOKEN_LIFETIME_SECONDS
 from emulator.validation import Schemas, bundled_schemas
 
 CREDENTIALS_SCHEMA = "credentials"
-# Tokens are kept until reset; past this many the oldest is forgotten so minting cannot exhaust memory.
+# Tokens are kept until reset. Past this many per client id, that client's oldest is forgotten: a client
+# minting in a loop cannot push out another's live tokens. Past MAX_TOKENS in all (many client ids, as any
+# id is accepted without a credentials file), the oldest of all goes, so minting cannot exhaust memory.
+MAX_TOKENS_PER_CLIENT = 1_000
 MAX_TOKENS = 100_000
 
 
@@ -101,6 +104,7 @@ class Tokens:
     def __init__(self, credentials: Credentials | None = None) -> None:
         self.credentials = credentials
         self._tokens: dict[str, Token] = {}
+        self._by_client: dict[str, dict[str, None]] = {}  # client id -> its token values, oldest first
 
     def issue(self, client_id: str, secret: str, now_ms: int) -> Token:
         """IMS client-credentials grant: check the client against the credentials file, then mint."""
@@ -116,10 +120,21 @@ class Tokens:
             expires_ms=now_ms + TOKEN_LIFETIME_SECONDS * 1000,
             orgs=orgs,
         )
-        if len(self._tokens) >= MAX_TOKENS:
-            del self._tokens[next(iter(self._tokens))]
+        mine = self._by_client.setdefault(client_id, {})
+        if len(mine) >= MAX_TOKENS_PER_CLIENT:
+            self._forget(next(iter(mine)))
+        elif len(self._tokens) >= MAX_TOKENS:
+            self._forget(next(iter(self._tokens)))
         self._tokens[token.value] = token
+        self._by_client.setdefault(client_id, {})[token.value] = None
         return token
+
+    def _forget(self, value: str) -> None:
+        token = self._tokens.pop(value)
+        mine = self._by_client[token.client_id]
+        del mine[value]
+        if not mine:
+            del self._by_client[token.client_id]
 
     def valid(self, value: str, now_ms: int) -> Token | None:
         token = self._tokens.get(value)
@@ -130,6 +145,7 @@ class Tokens:
     def clear(self) -> None:
         """Forget minted tokens (the credentials file stays)."""
         self._tokens.clear()
+        self._by_client.clear()
 
     def __len__(self) -> int:
         return len(self._tokens)
@@ -158,7 +174,12 @@ class Tokens:
             for saved in state
         }
 
+        by_client: dict[str, dict[str, None]] = {}
+        for token in tokens.values():
+            by_client.setdefault(token.client_id, {})[token.value] = None
+
         def commit() -> None:
             self._tokens = tokens
+            self._by_client = by_client
 
         return commit

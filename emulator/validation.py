@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 SCHEMA_SUFFIX = ".schema.json"
 log = logging.getLogger("emulator.validation")
+# A lenient request's log line names up to this many of the values it dropped, then counts the rest.
+LENIENT_LOG_EXAMPLES = 10
 # Each lenient pass drops at least one value; a document needing more passes than this is refused.
 MAX_LENIENT_PASSES = 100
 
@@ -95,8 +97,16 @@ class Schemas:
         for _ in range(MAX_LENIENT_PASSES if lenient else 1):
             errors = list(self.validator(name).iter_errors(instance))
             if not errors:
-                for error in dropped:
-                    log.warning("lenient validation of %s: dropped %s", name, describe(error))
+                if dropped:  # one line per request, however many values went
+                    shown = "; ".join(describe(error) for error in dropped[:LENIENT_LOG_EXAMPLES])
+                    more = len(dropped) - LENIENT_LOG_EXAMPLES
+                    log.warning(
+                        "lenient validation of %s: dropped %d value(s): %s%s",
+                        name,
+                        len(dropped),
+                        shown,
+                        f"; and {more} more" if more > 0 else "",
+                    )
                 return instance
             first = first or errors
             drops = [_droppable(error) for error in errors] if lenient else [None]
@@ -160,7 +170,7 @@ def _fast_schema(
         ref = str(schema["$ref"])
         file, _, name = ref.partition("#/$defs/")
         target_root = documents.get(file.removesuffix(SCHEMA_SUFFIX)) if file else root
-        target = target_root.get("$defs", {}).get(name) if target_root else None
+        target = (target_root.get("$defs", {}).get(name) if name else target_root) if target_root else None
         if ref in expanding or not schema.keys() <= ANNOTATIONS | {"$ref"} or target_root is None:
             return None
         return _fast_schema(target, target_root, documents, expanding | {ref})

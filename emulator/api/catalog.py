@@ -38,6 +38,7 @@ async def get_dataset(request: web.Request) -> web.Response:
 async def list_batches(request: web.Request) -> web.Response:
     backend = backend_of(request)
     batches = backend.catalog.batches(tenant_of(request), request.query)
+    await backend.prepare_record_counts(batches)  # counted off the event loop
     return json_response(
         {b.id: select_properties(batch_json(b, backend.record_count(b)), request.query) for b in batches}
     )
@@ -46,6 +47,7 @@ async def list_batches(request: web.Request) -> web.Response:
 async def get_batch(request: web.Request) -> web.Response:
     backend = backend_of(request)
     batch = backend.catalog.batch(tenant_of(request), request.match_info["batch_id"])
+    await backend.prepare_record_counts((batch,))  # counted off the event loop
     return json_response(
         {batch.id: select_properties(batch_json(batch, backend.record_count(batch)), request.query)}
     )

@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from emulator.api.bodies import read_body
 from emulator.backend import Backend
 from emulator.errors import BadRequest, Envelope
 from emulator.jsonio import dumps
@@ -56,13 +57,19 @@ def client_request_id(request: web.Request) -> str | None:
     return None
 
 
+async def body_of(request: web.Request) -> bytes:
+    """The request body, decoded, within --max-body-bytes and --body-timeout (see emulator/api/bodies.py)."""
+    options = backend_of(request).options
+    return await read_body(request, options.max_body_bytes, options.body_timeout)
+
+
 async def read_json(request: web.Request, schema: str | None = None) -> Any:
     """The request body as JSON, validated against `schemas/<schema>.schema.json` when named.
 
     Strict RFC 8259 (orjson): UTF-8 only, no lone surrogates, no NaN or Infinity, no number that overflows
     to infinity; whatever is accepted can be written back as valid JSON.
     """
-    raw = await request.read()
+    raw = await body_of(request)
     if not raw:
         raise BadRequest("Request body is empty; a JSON document is required")
     try:

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from emulator import __version__, openapi
-from emulator.api.common import JSON, backend_of, json_response, read_json
+from emulator import __version__, journal, openapi
+from emulator.api.common import JSON, backend_of, body_of, json_response, read_json
 from emulator.backend import Backend
 from emulator.errors import BadRequest, PayloadTooLarge
 from emulator.job_view import job_json
+from emulator.jsonio import dumps
 from emulator.lifecycle import JobError
 from emulator.options import DEFAULT_SANDBOX
-from emulator.scenarios import SEGMENT, ScenarioError, parse_text
+from emulator.params import int_param
+from emulator.scenarios import MAX_DOCUMENT_BYTES, SEGMENT, ScenarioError, parse_text
 from emulator.segment_job_view import segment_job_json
 from emulator.segment_jobs import SegmentJob
 from emulator.segments import membership_json
 from emulator.store import ExportJob, Tenant
 
 PREFIX = "/_emulator"
-MAX_SCENARIO_BYTES = 256 * 1024
+MAX_SCENARIO_BYTES = MAX_DOCUMENT_BYTES
+# Reading a scenario of MAX_SCENARIO_BYTES takes up to about 2 s of CPU (YAML, schema, checks): it happens in
+# this one thread, so the event loop keeps answering meanwhile, and uploads wait for each other.
+_PARSER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aep-emulator-scenario")
 
 
 async def health(request: web.Request) -> web.Response:
@@ -62,16 +70,22 @@ async def list_scenarios(request: web.Request) -> web.Response:
 
 
 async def add_scenario(request: web.Request) -> web.Response:
-    raw = await request.read()
+    raw = await body_of(request)
     if len(raw) > MAX_SCENARIO_BYTES:
         raise PayloadTooLarge(f"A scenario document may be at most {MAX_SCENARIO_BYTES} bytes")
     try:
-        scenario = parse_text(raw.decode("utf-8"), source="upload")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("Scenario document is not valid UTF-8") from None
+    registry = backend_of(request).scenarios
+    generation = registry.generation
+    try:
+        scenario = await asyncio.get_running_loop().run_in_executor(
+            _PARSER, partial(parse_text, text, source="upload")
+        )
     except ScenarioError as exc:
         raise BadRequest(f"Invalid scenario: {exc}") from None
-    backend_of(request).scenarios.add(scenario)
+    registry.add(scenario, generation=generation)
     return json_response(scenario.summary(), status=201)
 
 
@@ -106,7 +120,9 @@ async def list_jobs(request: web.Request) -> web.Response:
         jobs = list(state.jobs.values()) if state else []
         for job in jobs:
             backend.jobs.refresh(job)
+    await backend.prepare_counters(jobs)  # counted off the event loop
     segment_jobs = list(backend.segment_jobs.all_jobs(None if every else tenant))
+    await backend.prepare_segment_counts(segment_jobs)
     summaries = [_job_summary(backend, job) for job in jobs]
     summaries += [_segment_job_summary(backend, job) for job in segment_jobs]
     return json_response({"jobs": summaries})
@@ -121,11 +137,13 @@ async def force_job(request: web.Request) -> web.Response:
     segment_job = None if job_id.isdigit() else backend.segment_jobs.find(job_id)
     if segment_job is not None:
         backend.segment_jobs.force(segment_job, body["status"], errors)
+        await backend.prepare_segment_counts((segment_job,))  # counted off the event loop
         return json_response(_segment_job_summary(backend, segment_job))
     job = backend.jobs.find(job_id)
     if body["status"] not in ("NEW", "PROCESSING", "SUCCEEDED", "FAILED", "CANCELLED"):
         raise BadRequest(f"Invalid request body: $.status: {body['status']} is a segment-job status")
     backend.jobs.force(job, body["status"], errors)
+    await backend.prepare_counters((job,))  # counted off the event loop
     return json_response(_job_summary(backend, job))
 
 
@@ -142,8 +160,21 @@ async def list_segments(request: web.Request) -> web.Response:
 
 
 async def list_requests(request: web.Request) -> web.Response:
-    entries = backend_of(request).journal.entries(request.query)
-    return json_response({"requests": [e.to_json() for e in entries]})
+    """One page of the journal: `start` (0) and `limit` (journal.PAGE_DEFAULT, at most PAGE_MAX)."""
+    start = int_param(request.query, "start", 0)
+    limit = int_param(request.query, "limit", journal.PAGE_DEFAULT, minimum=1)
+    if limit > journal.PAGE_MAX:
+        raise BadRequest(f"Query parameter 'limit' must be at most {journal.PAGE_MAX}, got {limit}")
+    page = backend_of(request).journal.page(request.query, start, limit)
+    about = {
+        "start": start,
+        "limit": limit,
+        "count": page.matching,
+        "next": page.next,
+        "truncated": page.truncated,
+    }
+    body = b'{"requests":[' + b",".join(page.entries) + b'],"page":' + dumps(about) + b"}"
+    return web.Response(body=body, content_type=JSON)
 
 
 async def clear_requests(request: web.Request) -> web.Response:

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from emulator.api.common import backend_of, json_response
-from emulator.api.ranges import byte_range
+from emulator.api.ranges import byte_range, if_range_holds
 from emulator.errors import BadRequest, NotFound
 from emulator.gateway import tenant_of
 from emulator.params import int_param
@@ -28,51 +28,66 @@ async def list_batch_files(request: web.Request) -> web.Response:
     start = int_param(request.query, "start", 0)
     limit = min(int_param(request.query, "limit", PAGE_LIMIT, minimum=1), PAGE_LIMIT)
     batch_id = request.match_info["batch_id"]
-    batch, files = backend.exports.batch_files(tenant, batch_id)
+    listed = await backend.exports.batch_files(tenant, batch_id, start, limit)
+    batch, count = listed.batch, listed.count
     await backend.faults.apply(backend.jobs.job_fault(batch.job, "list_batch_files"))
     origin = _origin(request)
     body: dict[str, Any] = {
-        "data": [_dataset_file(origin, batch, f) for f in files[start : start + limit]],
-        "_page": {"limit": limit, "count": len(files)},
+        "data": [_dataset_file(origin, batch, f) for f in listed.page],
+        "_page": {"limit": limit, "count": count},
     }
-    if start > 0 or len(files) > limit or "limit" in request.query or "start" in request.query:
+    if start > 0 or count > limit or "limit" in request.query or "start" in request.query:
         page = f"{origin}{PREFIX}/batches/{quote(batch_id)}/files"
         links: dict[str, Any] = {"page": {"href": f"{page}?start={start}&limit={limit}", "templated": True}}
-        if start + limit < len(files):
+        if start + limit < count:
             links["next"] = {"href": f"{page}?start={start + limit}&limit={limit}"}
         body["_links"] = links
     return json_response(body)
 
 
 async def get_file(request: web.Request) -> web.StreamResponse:
-    """`?path=NAME`: the file's bytes (GET, with Range) or headers (HEAD); without it, the listing."""
+    """`?path=NAME`: the file's bytes (GET, with Range and If-Range) or headers (HEAD); without it, the
+    listing. A file's bytes are rendered off the event loop; its length, once known, is not rendered again."""
     backend = backend_of(request)
     tenant = tenant_of(request)
-    batch, export_file = backend.exports.file(tenant, request.match_info["file_id"])
+    exports = backend.exports
+    batch, export_file = await exports.file(tenant, request.match_info["file_id"])
     path = request.query.get("path")
     operation = "list_files" if path is None else "download_file"
     await backend.faults.apply(backend.jobs.job_fault(batch.job, operation))
     if path is None:
         if request.method == "HEAD":
             raise BadRequest("Query parameter 'path' is required for HEAD")
-        return _listing(request, batch, export_file)
+        return await _listing(request, batch, export_file)
     if path != export_file.name:
         raise NotFound(f"File '{export_file.id}' has no path '{path}'.")
-    content = backend.exports.content(batch, export_file)
-    headers = {"Accept-Ranges": "bytes", "Content-Type": backend.exports.content_type(batch)}
-    if request.method == "HEAD":
-        # HEAD answers for the whole file; aiohttp sends the headers of this body without the body.
-        return web.Response(body=content, headers=headers)
-    chosen = byte_range(request.headers.get("Range"), len(content))
+    # GET needs the bytes anyway (rendered once here, its length then known); HEAD only the length.
+    content = None if request.method == "HEAD" else await exports.content(batch, export_file)
+    meta = await exports.meta(batch, export_file, None if content is None else len(content))
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Content-Type": exports.content_type(batch),
+        "ETag": meta.etag,
+        "Last-Modified": meta.last_modified,
+    }
+    if content is None:
+        # HEAD answers for the whole file, without rendering it again once the length is known.
+        response = web.StreamResponse(headers=headers)
+        response.content_length = meta.length
+        return response
+    chosen = None
+    if if_range_holds(request.headers.get("If-Range"), meta.etag, meta.last_modified):
+        chosen = byte_range(request.headers.get("Range"), meta.length)
     if chosen is None:
         return web.Response(body=content, headers=headers)
     first, last = chosen
     headers["Content-Range"] = f"bytes {first}-{last}/{len(content)}"
-    return web.Response(status=206, body=content[first : last + 1], headers=headers)
+    # A view, not a copy: a range of a 100 MB file is sent without duplicating it on the event loop.
+    return web.Response(status=206, body=memoryview(content)[first : last + 1], headers=headers)
 
 
-def _listing(request: web.Request, batch: Batch, export_file: ExportFile) -> web.Response:
-    length = len(backend_of(request).exports.content(batch, export_file))
+async def _listing(request: web.Request, batch: Batch, export_file: ExportFile) -> web.Response:
+    length = (await backend_of(request).exports.meta(batch, export_file)).length
     href = f"{_origin(request)}{PREFIX}/files/{export_file.id}?path={quote(export_file.name)}"
     return json_response(
         {

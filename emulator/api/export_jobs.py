@@ -45,6 +45,7 @@ async def create_job(request: web.Request) -> web.Response:
         headers[SCENARIO_APPLIED_HEADER] = choice.scenario.name
     # Not through the cache: a new job's first poll usually moves it on, so keeping its creation state
     # would cost memory (about 800 bytes a job) for nothing.
+    await backend.prepare_counters((job,))  # counted off the event loop
     body = dumps(job_json(job, backend.job_counters(job)))
     return web.Response(body=body, headers=headers, content_type=JSON)
 
@@ -55,6 +56,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     query = parse_list_query(request.query)
     await backend.faults.apply(backend.jobs.list_fault(tenant))
     page = backend.jobs.list(tenant, query)
+    await backend.prepare_counters(page.records)  # counted off the event loop
     return json_response(
         {
             # Each record's cached bytes, embedded as they are.
@@ -75,20 +77,18 @@ async def get_job(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     job_id = request.match_info["job_id"]
     job = backend.jobs.get(tenant, job_id)
-    fault = backend.jobs.job_fault(job, "get_job")
-    if fault is not None:
-        await backend.faults.apply(fault)
-        job = backend.jobs.get(tenant, job_id)  # a delay lets other requests run: one may delete it
+    # A delay lets other requests run: a DELETE or a reset meanwhile makes the poll a 404 (see poll).
+    await backend.faults.apply(backend.jobs.job_fault(job, "get_job"))
     backend.jobs.poll(job)
+    await backend.prepare_counters((job,))  # counted off the event loop
     return web.Response(body=_job_bytes(backend, job), content_type=JSON)
 
 
 async def delete_job(request: web.Request) -> web.Response:
     backend = backend_of(request)
-    tenant = tenant_of(request)
-    job = backend.jobs.get(tenant, request.match_info["job_id"])
+    job = backend.jobs.get(tenant_of(request), request.match_info["job_id"])
     await backend.faults.apply(backend.jobs.job_fault(job, "cancel_job"))
-    message = backend.jobs.cancel(tenant, request.match_info["job_id"])
+    message = backend.jobs.cancel(job)  # a 404 when a DELETE or a reset came first (see cancel)
     return json_response({"status": True, "message": message})
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from email import policy
+from email.parser import BytesParser
+from urllib.parse import parse_qsl
+
 from aiohttp import web
 
-from emulator.api.common import backend_of, json_response
+from emulator.api.common import backend_of, body_of, json_response
 from emulator.errors import OAuthError
 from emulator.options import TOKEN_LIFETIME_SECONDS
 from emulator.validation import describe
 
 FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
 GRANT_TYPE = "client_credentials"
 REQUEST_SCHEMA = "ims.token.request"
 # RFC 6749 §5.1: token responses must not be cached.
@@ -40,12 +45,39 @@ async def token(request: web.Request) -> web.Response:
 
 
 async def _parameters(request: web.Request) -> dict[str, str]:
-    """Query-string parameters, overridden by the form body (which IMS recommends); files are ignored."""
+    """Query-string parameters, overridden by the form body (which IMS recommends); files are ignored.
+    The body is read like every other (emulator/api/bodies.py) and parsed here, so that a charset or a
+    form that does not decode is IMS's 400, not an error of the form parser."""
     fields = dict(request.query)
-    if request.body_exists:
+    if request.body_exists and request.content_type in (FORM, MULTIPART):
+        body = await body_of(request)
         try:
-            form = await request.post()
-        except ValueError:
+            if request.content_type == FORM:
+                form = _urlencoded(body, request.charset)
+            else:
+                form = _multipart(request, body)
+        except (LookupError, UnicodeError, ValueError):
             raise OAuthError(400, "invalid_request", "The form body could not be parsed") from None
-        fields.update((name, value) for name, value in form.items() if isinstance(value, str))
+        fields.update(form)
+    return fields
+
+
+def _urlencoded(body: bytes, charset: str | None) -> list[tuple[str, str]]:
+    encoding = charset or "utf-8"
+    return parse_qsl(body.decode(encoding).rstrip(), keep_blank_values=True, encoding=encoding)
+
+
+def _multipart(request: web.Request, body: bytes) -> list[tuple[str, str]]:
+    head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode("latin-1")
+    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        raise ValueError("not a multipart body")
+    fields = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or part.get_filename() is not None:
+            continue  # a file part, or one without a field name
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            fields.append((name, payload.decode(part.get_content_charset() or "utf-8")))
     return fields

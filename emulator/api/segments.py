@@ -108,7 +108,10 @@ async def list_segment_jobs(request: web.Request) -> web.Response:
     backend = backend_of(request)
     tenant = tenant_of(request)
     await backend.faults.apply(backend.segment_jobs.list_fault(tenant))
+    if "property" in request.query:  # the filter reads each job's wire form, counts included
+        await backend.prepare_segment_counts(backend.segment_jobs.all_jobs(tenant))
     page = backend.segment_jobs.list(tenant, request.query, lambda job: _job(backend, job))
+    await backend.prepare_segment_counts(page.jobs)
     following = page.skip + page.limit
     link = {}
     if following < page.total:
@@ -132,6 +135,7 @@ async def get_segment_job(request: web.Request) -> web.Response:
         await backend.faults.apply(fault)
         job = backend.segment_jobs.get(tenant, job_id)  # a delay lets other requests run: one may delete it
     backend.segment_jobs.poll(job)
+    await backend.prepare_segment_counts((job,))  # counted off the event loop
     return json_response(_job(backend, job))
 
 
@@ -150,6 +154,7 @@ async def bulk_get_segment_jobs(request: web.Request) -> web.Response:
     backend = backend_of(request)
     body = await read_json(request, "bulk-get.request")
     found = backend.segment_jobs.bulk_get(tenant_of(request), body)
+    await backend.prepare_segment_counts(found)
     return json_response({"results": {job.id: _job(backend, job) for job in found}}, status=MULTI_STATUS)
 
 

@@ -10,14 +10,14 @@ emulator/exportdata/population.py.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from emulator.exportdata.membership import evaluate
+from emulator.exportdata.membership import Rules, evaluate, predicate_of
 from emulator.exportdata.population import (
     EXISTING,
     EXITED,
@@ -32,22 +32,13 @@ from emulator.exportdata.population import (
     membership,
     population_ids,
 )
-from emulator.pql import PQL_TEXT, PqlSyntaxError, compile_expression, ir
+from emulator.exportdata.spec import population_tenant
+from emulator.pql import PQL_TEXT, ir
 from emulator.segment_job_view import SegmentCount, SegmentCounts
 from emulator.segment_jobs import SegmentJob
 
 BLOCK = 32_768
 _CACHE_SIZE = 1024
-Rules = tuple[tuple[Segment, ir.Predicate], ...]
-
-
-@lru_cache(maxsize=4096)
-def predicate_of(value: str, fmt: str = PQL_TEXT, kind: str = "PQL") -> ir.Predicate | None:
-    """The evaluated predicate of a (saved) expression; None when outside the subset."""
-    try:
-        return compile_expression(value, fmt, kind=kind).predicate
-    except PqlSyntaxError:
-        return None
 
 
 def segment_statuses(
@@ -152,22 +143,35 @@ class Audience:
     def reset(self) -> None:
         self._by_job: OrderedDict[str, SegmentCounts] = OrderedDict()
 
+    async def prepare(self, jobs: Sequence[SegmentJob]) -> None:
+        """Count these jobs' members on a worker thread (a large population takes a while)."""
+        for job in jobs:
+            if job.id not in self._by_job:
+                counts = await asyncio.to_thread(self._count, job)
+                self._store(job.id, counts)
+
     def job_counts(self, job: SegmentJob) -> SegmentCounts:
         cached = self._by_job.get(job.id)
         if cached is not None:
             self._by_job.move_to_end(job.id)
             return cached
+        counts = self._count(job)
+        self._store(job.id, counts)
+        return counts
+
+    def _store(self, job_id: str, counts: SegmentCounts) -> None:
+        self._by_job[job_id] = counts
+        if len(self._by_job) > _CACHE_SIZE:
+            self._by_job.popitem(last=False)
+
+    def _count(self, job: SegmentJob) -> SegmentCounts:
         profiles = job.scenario.profiles
         population = Population(
             seed=self.seed,
-            tenant=f"{job.tenant.org}/{job.tenant.sandbox}",
+            tenant=population_tenant(job.tenant.org, job.tenant.sandbox),
             count=profiles.count,
             empty=profiles.empty_profiles,
             events_per_profile=profiles.events_per_profile,
         )
         segments = [Segment("ups", ref.id) for ref in job.segments]
-        counts = count_segments(population, segments, job_rules(job))
-        self._by_job[job.id] = counts
-        if len(self._by_job) > _CACHE_SIZE:
-            self._by_job.popitem(last=False)
-        return counts
+        return count_segments(population, segments, job_rules(job))

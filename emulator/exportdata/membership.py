@@ -9,7 +9,7 @@ prefix sums over the list offsets. Nulls follow SQL's three-valued logic; unknow
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import reduce
+from functools import lru_cache, reduce
 from typing import Any
 
 import pyarrow as pa
@@ -17,10 +17,13 @@ import pyarrow.compute as pc
 
 from emulator.exportdata.arrays import TIMESTAMP_MS
 from emulator.exportdata.events import event_lists
-from emulator.exportdata.population import EventWindow, Population
+from emulator.exportdata.population import EventWindow, Population, Segment
 from emulator.exportdata.records import profile_records
-from emulator.pql import ir
+from emulator.pql import PQL_TEXT, PqlSyntaxError, compile_expression, ir
 from emulator.pql.schema import TIMESTAMP
+
+# Segments with an evaluated definition, and its predicate.
+Rules = tuple[tuple[Segment, ir.Predicate], ...]
 
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "=": pc.equal,
@@ -31,6 +34,15 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     ">=": pc.greater_equal,
 }
 _DATE_PARTS: dict[str, Callable[[Any], Any]] = {"year": pc.year, "month": pc.month, "day": pc.day}
+
+
+@lru_cache(maxsize=4096)
+def predicate_of(value: str, fmt: str = PQL_TEXT, kind: str = "PQL") -> ir.Predicate | None:
+    """The evaluated predicate of a (saved) expression; None when outside the subset."""
+    try:
+        return compile_expression(value, fmt, kind=kind).predicate
+    except PqlSyntaxError:
+        return None
 
 
 def evaluate(predicate: ir.Predicate, population: Population, ids: pa.Array, empty: pa.Array) -> pa.Array:

@@ -14,6 +14,11 @@ from emulator.exportdata.spec import BatchSpec
 
 Tree = dict[str, "Tree | None"]  # a projection: None keeps the whole field
 
+# Deeper than any exported record (the deepest XDM path is about 5 levels): the parts of a path past this
+# name something below a scalar, that is nothing, so they are dropped and the tree (walked recursively)
+# stays shallow whatever a request or a restored job asks for.
+MAX_TREE_DEPTH = 32
+
 
 def projected_records(spec: BatchSpec, ids: pa.Array) -> pa.Table:
     """The rows a file shows for these profiles, projected as the request asks.
@@ -65,6 +70,11 @@ def projection_tree(paths: Sequence[str]) -> Tree:
     for path in paths:
         node = tree
         parts = path.split(".")
+        if len(parts) > MAX_TREE_DEPTH:
+            # Below any data: it names nothing. Keep the part that can exist, ending in an empty subtree.
+            *head, _ = parts[:MAX_TREE_DEPTH]
+            _name_nothing_below(tree, head)
+            continue
         for depth, part in enumerate(parts):
             if part not in node:
                 node[part] = None if depth == len(parts) - 1 else {}
@@ -77,6 +87,15 @@ def projection_tree(paths: Sequence[str]) -> Tree:
                 break
             node = child
     return tree
+
+
+def _name_nothing_below(tree: Tree, parts: list[str]) -> None:
+    node = tree
+    for part in parts:
+        child = node.setdefault(part, {})
+        if child is None:
+            return  # an ancestor is kept whole already
+        node = child
 
 
 def project(array: pa.Array, tree: Tree | None) -> pa.Array | None:

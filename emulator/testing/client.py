@@ -197,8 +197,12 @@ class AepEmulator:
     def journal(self, **filters: str) -> list[dict[str, Any]]:
         """Requests your code sent to the AEP surface, oldest first; filters: method, path (prefix),
         org, sandbox. This client's own token requests are left out."""
-        suffix = f"?{urlencode(filters)}" if filters else ""
-        entries: list[dict[str, Any]] = self.control("GET", f"/requests{suffix}")["requests"]
+        entries: list[dict[str, Any]] = []
+        start: int | None = 0
+        while start is not None:  # the journal comes in pages
+            page = self.control("GET", f"/requests?{urlencode({**filters, 'start': start, 'limit': 1000})}")
+            entries.extend(page["requests"])
+            start = page.get("page", {}).get("next")
         return [e for e in entries if not _from_this_client(e)]
 
     @property

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from emulator.journal import MAX_BODY_CHARS, Journal, JournalEntry
+from emulator.journal import MAX_BODY_CHARS, PAGE_MAX_BYTES, Journal, JournalEntry
+from emulator.options import Options
 from tests.conftest import ORG, OTHER_ORG, START_MS, Aep, assert_matches
 
 JOBS = "/data/core/ups/export/jobs"
@@ -140,3 +142,58 @@ def test_a_huge_body_is_kept_only_in_part() -> None:
     small = JournalEntry("POST", "/data/x", {}, {}, "x" * MAX_BODY_CHARS, 200, ORG, "prod", 1)
     kept.record(small)
     assert kept.entries({})[-1] is small
+
+
+# -- pages (issue 12, finding 6: 1,200 entries used to make one 1 GB answer) -------------------------------
+
+
+class TestPages:
+    @pytest.fixture
+    def options(self) -> Options:
+        return Options(clock="manual", start_time_ms=START_MS, journal_limit=5000)
+
+    async def test_the_journal_comes_in_pages_of_100_by_default(self, client: TestClient[Any, Any]) -> None:
+        aep = Aep(client)
+        for number in range(250):
+            await client.get(f"{JOBS}/{number}", headers=aep.headers())
+        first = await page(client)
+        assert [e["path"] for e in first["requests"]] == [f"{JOBS}/{n}" for n in range(100)]
+        assert first["page"] == {"start": 0, "limit": 100, "count": 250, "next": 100, "truncated": False}
+        last = await page(client, "?start=200&limit=1000")
+        assert [e["path"] for e in last["requests"]] == [f"{JOBS}/{n}" for n in range(200, 250)]
+        assert last["page"]["next"] is None
+        filtered = await page(client, f"?path={JOBS}/1&limit=5&start=5")
+        assert [e["path"] for e in filtered["requests"]] == [f"{JOBS}/{n}" for n in (14, 15, 16, 17, 18)]
+        assert filtered["page"]["count"] == 111  # 1, 10-19, 100-199
+
+    async def test_a_page_stops_at_its_byte_cap_and_says_so(self, client: TestClient[Any, Any]) -> None:
+        aep = Aep(client)
+        # 80 bodies of 120 KB in UTF-8 (each below MAX_BODY_CHARS): more than one page's byte cap
+        big = json.dumps({"name": "x", "description": "\u00e9" * 60_000}, ensure_ascii=False).encode()
+        for _ in range(80):
+            await client.post("/data/foundation/catalog/dataSets", data=big, headers=aep.headers())
+        response = await client.get("/_emulator/requests?limit=1000")
+        raw = await response.read()
+        assert len(raw) <= PAGE_MAX_BYTES + 1024
+        assert b"\\u00e9" not in raw and "\u00e9".encode() in raw  # UTF-8, not \uXXXX escapes
+        shown = json.loads(raw)
+        assert_matches("control.requests.response", shown)
+        got = len(shown["requests"])
+        assert 0 < got < 80
+        assert shown["page"] == {"start": 0, "limit": 1000, "count": 80, "next": got, "truncated": True}
+        rest = await page(client, f"?limit=1000&start={got}")
+        assert len(rest["requests"]) == 80 - got and rest["page"]["truncated"] is False
+
+    @pytest.mark.parametrize("query", ["?limit=1001", "?limit=0", "?start=-1", "?limit=many"])
+    async def test_bad_page_parameters_are_400(self, client: TestClient[Any, Any], query: str) -> None:
+        response = await client.get(f"/_emulator/requests{query}")
+        assert response.status == 400
+        assert_matches("error.problem", await response.json())
+
+
+async def page(client: TestClient[Any, Any], query: str = "") -> dict[str, Any]:
+    response = await client.get(f"/_emulator/requests{query}")
+    body = await response.json()
+    assert response.status == 200, body
+    assert_matches("control.requests.response", body)
+    return dict(body)

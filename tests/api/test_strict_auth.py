@@ -16,6 +16,7 @@ import pytest
 import requests
 from aiohttp.test_utils import TestClient
 
+from emulator import tokens
 from emulator.options import Options
 from tests.conftest import ORG, START_MS, assert_matches
 
@@ -112,6 +113,33 @@ async def test_many_tokens_are_valid_at_once(client: TestClient[Any, Any]) -> No
     tokens = [await mint(client) for _ in range(6)]
     for token in tokens:
         await list_datasets(client, headers(token))
+
+
+async def test_a_client_minting_in_a_loop_evicts_only_its_own_oldest_tokens(
+    client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 12, finding 6: one client minting 100,001 tokens evicted every other client's live tokens.
+    # The caps made small here: 5 per client, 8 in all.
+    monkeypatch.setattr(tokens, "MAX_TOKENS_PER_CLIENT", 5, raising=False)
+    monkeypatch.setattr(tokens, "MAX_TOKENS", 8)
+    other = await mint(client, ANY_ORG_CLIENT, ANY_ORG_SECRET)
+    minted = [await mint(client) for _ in range(20)]
+    await list_datasets(client, headers(other, ANY_ORG_CLIENT))
+    for token in minted[:15]:
+        assert await list_datasets(client, headers(token), 401) == INVALID_TOKEN
+    for token in minted[15:]:
+        await list_datasets(client, headers(token))
+
+
+async def test_past_the_global_cap_the_oldest_token_of_all_goes(
+    client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tokens, "MAX_TOKENS", 3)
+    first, second = await mint(client, ANY_ORG_CLIENT, ANY_ORG_SECRET), await mint(client)
+    third, fourth = await mint(client), await mint(client, ANY_ORG_CLIENT, ANY_ORG_SECRET)
+    assert await list_datasets(client, headers(first, ANY_ORG_CLIENT), 401) == INVALID_TOKEN
+    for token, api_key in ((second, CLIENT), (third, CLIENT), (fourth, ANY_ORG_CLIENT)):
+        await list_datasets(client, headers(token, api_key))
 
 
 async def test_a_token_expires_after_86399_seconds_of_emulator_time(client: TestClient[Any, Any]) -> None:

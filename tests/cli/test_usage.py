@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from emulator import __version__
-from emulator.cli import SERVE_FLAGS
+from emulator.cli_flags import SERVE_FLAGS
 from tests.cli.test_cli import (
     BAD_STATUS,
     BUNDLED,

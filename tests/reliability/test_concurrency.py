@@ -151,9 +151,17 @@ async def client(index: int, base: str, ledger: Ledger, datasets: dict[tuple[str
             assert job["imsOrgId"] == tenant[0]
             ledger.created[tenant].append(job["id"])
             for _ in range(2):
-                polled = await call(
-                    session, ledger, "GET", f"{base}{JOBS}/{job['id']}", "export-job.response", 200
-                )
+                async with session.get(f"{base}{JOBS}/{job['id']}") as response:
+                    ledger.requests += 1
+                    polled = await response.json()
+                    if response.status == 404:
+                        # Other clients of the tenant cancelled it, then deleted it, between two polls:
+                        # possible whenever a request yields (a SUCCEEDED poll counts off the loop).
+                        ledger.check("error.ups", polled)
+                        assert job["id"] in ledger.deleted[tenant] | ledger.deleting[tenant], polled
+                        break
+                    assert response.status == 200, polled
+                    ledger.check("export-job.response", polled)
                 assert polled["id"] == job["id"]
                 assert polled["imsOrgId"] == tenant[0]
             if round_ % 2:

@@ -123,7 +123,9 @@ async def test_every_kind_of_object_survives_a_restart(tmp_path: Path) -> None:
         before = await observe(aep)
     # Shutting the app down saved it; a new emulator loads it.
     assert path.exists()
-    assert Backend(options(path)).state() == first_backend.state()
+    loaded = Backend(options(path))
+    assert loaded.state() == first_backend.state()
+    loaded.close()  # lets the next emulator take the state file
     async with TestClient(TestServer(create_app(options(path)))) as client:
         aep = Aep(client)
         assert await observe(aep) == before
@@ -277,7 +279,7 @@ def test_a_temporary_file_left_by_a_killed_write_is_removed(serve: Start, tmp_pa
     server = serve("--clock", "manual", "--state-file", str(path))
     assert not stale.exists()
     assert server.stop() == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.json.lock"]
 
 
 def saved_state(tmp_path: Path, *args: str) -> bytes:
@@ -397,3 +399,124 @@ def test_a_real_clock_comes_back_as_if_it_had_kept_running() -> None:
     assert expected <= restored.clock.now_ms() < expected + slack
     restored.clock.reset()  # forgets the advance, keeps the time that ran
     assert expected - 100_000 <= restored.clock.now_ms() < expected - 100_000 + slack
+
+
+# -- issue 12: what is not a state file, crafted files, a second server, symbolic links ----------------
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "folder"])
+def test_what_is_not_a_regular_file_is_refused_unread(tmp_path: Path, kind: str) -> None:
+    """`--state-file /dev/zero` used to read forever (5.7 GB after 7 s); a FIFO would wait for a writer."""
+    path = Path("/dev/zero")
+    if kind == "fifo":
+        path = tmp_path / "state.fifo"
+        os.mkfifo(path)
+    elif kind == "folder":
+        path = tmp_path / "folder"
+        path.mkdir()
+    assert "not a regular file" in refused(path)
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(b" " * 2048)
+    monkeypatch.setattr(persistence, "MAX_STATE_FILE_BYTES", 1024)
+    with pytest.raises(StateError, match=f"state file {path}: 2048 bytes, over the limit of 1024 bytes"):
+        Backend(options(path))
+
+
+def tamper(good: bytes, change: Any) -> bytes:
+    document = json.loads(good)
+    change(document["state"])
+    return json.dumps(document).encode()
+
+
+def first_job(state: dict[str, Any]) -> dict[str, Any]:
+    return dict(state["jobs"]["tenants"][0]["jobs"][0])
+
+
+def _set(path: list[Any], value: Any) -> Any:
+    def change(state: dict[str, Any]) -> None:
+        target: Any = state
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return change
+
+
+JOB = ["jobs", "tenants", 0, "jobs", 0]
+CRAFTED = {
+    "dataset name is a number": _set(["catalog", "tenants", 0, "datasets", 0, "body", "name"], 5),
+    "job's datasetId is a number": _set([*JOB, "request", "destination", "datasetId"], 5),
+    "unknown status": _set([*JOB, "progress", "transitions", 0, 0], "BOGUS"),
+    "instant past year 9999": _set([*JOB, "progress", "transitions", 0, 1], 10**17),
+    "negative clock": _set(["clock", "startMs"], -5),
+    "clock past year 9999": _set(["clock", "advancedMs"], 10**15),
+    "step past the scenario": _set([*JOB, "progress", "step"], 7),
+    "job id past lastJobId": _set(["jobs", "lastJobId"], 0),
+    "batch of a missing dataset": _set(["catalog", "tenants", 0, "batches", 0, "datasetId"], "nope"),
+    "job of a missing dataset": _set([*JOB, "request", "destination", "datasetId"], "nope"),
+    "a string for a count": _set([*JOB, "progress", "pollsInStep"], "7"),
+    "an unknown key": _set([*JOB, "extra"], 1),
+    "absurd speed": lambda state: None,  # see the compatibility below
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_a_crafted_file_is_refused_at_load_not_answered_with_500s_later(tmp_path: Path, case: str) -> None:
+    """Each of these used to load, then make requests answer 500 (or silently misbehave)."""
+    good = saved_state(tmp_path)
+    path = tmp_path / "state.json"
+    crafted = tamper(good, CRAFTED[case])
+    if case == "absurd speed":
+        document = json.loads(crafted)
+        document["compatibility"]["speed"] = 1e308
+        crafted = json.dumps(document).encode()
+    path.write_bytes(crafted)
+    assert "malformed" in refused(path)
+    assert path.read_bytes() == crafted  # kept as it was
+
+
+def test_a_second_server_on_the_same_file_is_refused(serve: Start, tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    first = serve("--clock", "manual", "--state-file", str(path), "--save-interval", "3600")
+    create_things(first.url, "first", 1)
+    line = refused(path)
+    assert "in use by another running aep-emulator" in line
+    create_things(first.url, "still first", 0)
+    assert first.stop() == 0
+    # Once the first has stopped, the file is free again, and holds everything the first one made.
+    second = serve("--clock", "manual", "--state-file", str(path))
+    assert dataset_names(second.url) == ["first", "still first"]
+    assert second.stop() == 0
+
+
+async def test_two_apps_in_one_process_cannot_share_a_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    async with TestClient(TestServer(create_app(options(path)))) as client:
+        await Aep(client).create_dataset(name="one")
+        with pytest.raises(StateError, match="in use by another running aep-emulator"):
+            Backend(options(path))
+    Backend(options(path)).close()  # the app's shutdown released it
+
+
+def test_a_symbolic_link_is_followed_and_stays_a_link(serve: Start, tmp_path: Path) -> None:
+    """Saves replace the link's target, atomically in the target's folder; the link keeps pointing at it."""
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "state.json"
+    link = tmp_path / "link.json"
+    link.symlink_to(target)  # dangling until the first save
+    first = serve("--clock", "manual", "--state-file", str(link), "--save-interval", "3600")
+    create_things(first.url, "through the link", 0)
+    assert first.stop() == 0
+    assert link.is_symlink() and link.resolve() == target
+    assert json.loads(target.read_bytes())["format"] == "aep-emulator-state"
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["state.json", "state.json.lock"]
+    again = serve("--clock", "manual", "--state-file", str(link))
+    assert dataset_names(again.url) == ["through the link"]
+    # The lock is the target's: the same file through its real path is in use.
+    assert "in use" in refused(target)
+    assert again.stop() == 0

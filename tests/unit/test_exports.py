@@ -4,6 +4,7 @@ rendering (Parquet, JSON Lines), file ids, the bounded caches, and the package's
 from __future__ import annotations
 
 import ast
+import asyncio
 import io
 import json
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 from emulator.catalog import Catalog
 from emulator.clock import Clock
 from emulator.errors import NotFound
-from emulator.exportdata import Exports
+from emulator.exportdata import ExportFile, Exports
 from emulator.exportdata.files import file_id, file_name, parse_file_id
 from emulator.exportdata.population import (
     EXISTING,
@@ -311,55 +312,72 @@ def service(cache_bytes: int = DEFAULT_CACHE_BYTES) -> tuple[Exports, Batch]:
     return Exports(catalog, seed=0, cache_bytes=cache_bytes), batch
 
 
-def test_counters_and_files_of_a_succeeded_job_and_nothing_before() -> None:
+async def files_of(service_: Exports, batch: Batch, tenant: Tenant = TENANT) -> list[ExportFile]:
+    return (await service_.batch_files(tenant, batch.id, 0, 1000)).page
+
+
+async def test_counters_and_files_of_a_succeeded_job_and_nothing_before() -> None:
     service_, batch = service()
     assert service_.job_counters(batch.job) == (
         30,
         dict(make_plan(service_.spec(batch).population, service_.spec(batch).selection).by_namespace),
     )
     assert service_.record_count(batch) == 30
-    _, files = service_.batch_files(TENANT, batch.id)
+    files = await files_of(service_, batch)
     assert [f.records for f in files] == [7, 7, 7, 7, 2]
     assert service_.generated_files == 0  # listing and counting generate no file
+    page = await service_.batch_files(TENANT, batch.id, 3, 10)
+    assert page.count == 5 and page.page == files[3:]
+    assert (await service_.batch_files(TENANT, batch.id, 10**12, 100)).page == []
     batch.job.progress = Progress(0, 0, (Transition("PROCESSING", 1, None),))
     assert service_.job_counters(batch.job) is None and service_.record_count(batch) is None
-    assert service_.batch_files(TENANT, batch.id)[1] == []
+    assert await files_of(service_, batch) == []
     with pytest.raises(NotFound):
-        service_.file(TENANT, files[0].id)
+        await service_.file(TENANT, files[0].id)
     with pytest.raises(NotFound):
-        service_.batch_files(Tenant("OTHER", "prod"), batch.id)
+        await files_of(service_, batch, Tenant("OTHER", "prod"))
 
 
-def test_file_bytes_are_cached_within_a_byte_budget() -> None:
+async def test_file_bytes_are_cached_within_a_byte_budget() -> None:
     service_, batch = service()
-    _, files = service_.batch_files(TENANT, batch.id)
-    sizes = [len(service_.content(batch, f)) for f in files]
+    files = await files_of(service_, batch)
+    sizes = [len(await service_.content(batch, f)) for f in files]
     assert service_.generated_files == 5
-    service_.content(batch, files[0])
+    await service_.content(batch, files[0])
     assert service_.generated_files == 5  # cached
 
     small, batch = service(cache_bytes=sizes[0] + sizes[1] + 10)
-    _, files = small.batch_files(TENANT, batch.id)
+    files = await files_of(small, batch)
     for export_file in files:
-        small.content(batch, export_file)
+        await small.content(batch, export_file)
     assert small._cached_bytes <= sizes[0] + sizes[1] + 10
-    small.content(batch, files[-1])
+    await small.content(batch, files[-1])
     assert small.generated_files == 5  # the most recent one is still cached
-    small.content(batch, files[0])
+    await small.content(batch, files[0])
     assert small.generated_files == 6  # the oldest was evicted
+    assert (await small.meta(batch, files[0])).length == sizes[0]
+    assert small.generated_files == 6  # its length is known without rendering it again
     small.reset()
     assert small._cached_bytes == 0 and small.generated_files == 0
 
 
-def test_the_dataset_format_decides_json_lines() -> None:
+async def test_concurrent_fetches_of_one_file_share_one_render() -> None:
+    service_, batch = service(cache_bytes=0)  # nothing cached: only sharing avoids a second render
+    files = await files_of(service_, batch)
+    contents = await asyncio.gather(*(service_.content(batch, files[0]) for _ in range(8)))
+    assert len(set(contents)) == 1
+    assert service_.generated_files == 1
+
+
+async def test_the_dataset_format_decides_json_lines() -> None:
     service_, batch = service()
     assert service_.content_type(batch) == "application/parquet"
     service_.catalog.store.tenant(TENANT).datasets["d"].body["fileDescription"] = {"format": "JSON"}
     service_.reset()
     assert service_.content_type(batch) == "application/x-ndjson"
-    _, files = service_.batch_files(TENANT, batch.id)
+    files = await files_of(service_, batch)
     assert files[0].name.endswith(".json")
-    assert len(service_.content(batch, files[0]).decode().splitlines()) == 7
+    assert len((await service_.content(batch, files[0])).decode().splitlines()) == 7
 
 
 @pytest.mark.parametrize(
@@ -414,3 +432,13 @@ def test_starting_the_app_imports_neither_pyarrow_nor_faker() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_projection_of_paths_deeper_than_any_data_names_nothing() -> None:
+    """Two 1,000-level paths under segmentMembership (issue 12, finding 9): the file renders, without the
+    paths' field. A job created before the cap on `fields`, or restored from a state file, still works."""
+    # Under two map keys, so that projecting the map's values merges the two 998-level subtrees.
+    deep = ("segmentMembership.ups" + ".a" * 997 + ".b", "segmentMembership.other" + ".a" * 997 + ".c")
+    projected = spec(projection=(*deep, "person.name"))
+    rows = read(render(projected, make_plan(projected.population, projected.selection), 0))
+    assert rows and all(set(row) == {"identityMap", "person"} for row in rows)
