@@ -341,7 +341,10 @@ class _Lowering:
             if type_of(target) != TIMESTAMP:
                 raise OutsideSubset(f"{node.name}() applies to dates and timestamps")
             return ir.DatePart(_DATE_PARTS[node.name], target)
-        if path_of(node) is not None or isinstance(node, ast.Method | ast.Filter | ast.Quantifier):
+        shaped = isinstance(node, ast.Filter | ast.Quantifier) or (
+            isinstance(node, ast.Method) and node.name in ("count", "distinct") and not node.args
+        )
+        if path_of(node) is not None or shaped:
             operand = self.operand(node, scope)
             if isinstance(operand, ir.Attr | ir.EventAttr | ir.Const | ir.DatePart):
                 return operand

@@ -70,10 +70,10 @@ def parse(text: str) -> ast.Node:
     try:
         tree = _parser().parse(text)
     except UnexpectedToken as exc:
-        found = "end of the expression" if exc.token.type == "$END" else repr(str(exc.token))
-        raise PqlSyntaxError(
-            f"unexpected {found}; expected {_expected(exc.expected)}", *_position(exc, text)
-        ) from None
+        at_end = exc.token.type == "$END"
+        found = "end of the expression" if at_end else repr(str(exc.token))
+        where = _end(text) if at_end else _position(exc, text)
+        raise PqlSyntaxError(f"unexpected {found}; expected {_expected(exc.expected)}", *where) from None
     except UnexpectedCharacters as exc:
         position = exc.pos_in_stream or 0
         char = text[position] if position < len(text) else ""
