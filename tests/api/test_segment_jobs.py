@@ -348,11 +348,9 @@ async def test_the_state_file_keeps_segment_jobs(tmp_path: Any) -> None:
     options = Options(clock="manual", start_time_ms=START_MS)
     backend = Backend(options)
     tenant = Tenant(ORG, "prod")
-    definition = backend.definitions.create(
-        tenant,
-        {"name": "de", "expression": {"type": "PQL", "format": "pql/text", "value": 'homeAddress.countryCode = "DE"'},
-         "schema": {"name": "_xdm.context.profile"}},
-    )  # fmt: skip
+    expression = {"type": "PQL", "format": "pql/text", "value": 'homeAddress.countryCode = "DE"'}
+    body = {"name": "de", "expression": expression, "schema": {"name": "_xdm.context.profile"}}
+    definition = backend.definitions.create(tenant, body)
     created = backend.segment_jobs.create(
         tenant, [{"segmentId": definition.id}], requested_scenario="segment-stuck", request_id=None,
         profile_instance_id=None,
