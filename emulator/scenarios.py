@@ -17,8 +17,18 @@ import yaml
 from emulator import yamldoc
 from emulator.errors import BadRequest, Conflict
 from emulator.faults import Fault, FaultError, by_operation, parse_fault
-from emulator.lifecycle import CANCELLED, DATASET_WRITE, PROCESSING, TERMINAL, JobError, Step
+from emulator.lifecycle import CANCELLED, JobError, Step
 from emulator.resources import bundled_dir
+from emulator.scenario_steps import (
+    DEFAULT_SEGMENT_SCENARIO,
+    EXPORT,
+    SEGMENT,
+    ScenarioError,
+    check_steps,
+)
+
+# Defined in emulator/scenario_steps.py, part of this module's interface.
+__all__ = ["EXPORT", "SEGMENT", "ScenarioError"]
 from emulator.validation import Schemas, bundled_schemas
 
 if TYPE_CHECKING:
@@ -39,28 +49,6 @@ MAX_UPLOADED_SCENARIOS = 1_000
 MAX_UPLOADED_SCENARIO_BYTES = 4 * 1024 * 1024
 # Scenarios queued for the next jobs (POST /_emulator/scenarios/next), all calls together.
 MAX_QUEUED = 10_000
-# The jobs a scenario drives: export jobs (the default) or segment jobs.
-EXPORT = "export"
-SEGMENT = "segment"
-KINDS = (EXPORT, SEGMENT)
-DEFAULT_SEGMENT_SCENARIO = "segment-success"
-QUEUED = "QUEUED"
-CANCELLING = "CANCELLING"
-# Statuses each kind of job shows; the scenario schema allows the union.
-KIND_STATUSES = {
-    EXPORT: ("NEW", PROCESSING, "SUCCEEDED", "FAILED", CANCELLED),
-    SEGMENT: ("NEW", QUEUED, PROCESSING, "SUCCEEDED", "FAILED", CANCELLING, CANCELLED),
-}
-
-
-class ScenarioError(Exception):
-    """A scenario that cannot be loaded: where (file and YAML path) and why."""
-
-    def __init__(self, source: str, yaml_path: str, reason: str):
-        super().__init__(f"{source}: {yaml_path or '<document>'}: {reason}")
-        self.source = source
-        self.yaml_path = yaml_path
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -142,7 +130,7 @@ def parse(
     if error is not None:
         raise ScenarioError(source, *_located(error))
     kind = document.get("kind", EXPORT)
-    _check_steps(document["steps"], source, kind)
+    check_steps(document["steps"], source, kind)
     steps = tuple(_step(raw) for raw in document["steps"])
     resolved = document.get("name") or name
     if not resolved:
@@ -174,46 +162,6 @@ def parse(
         kind=kind,
         text=json.dumps(document, default=str) if text is None else text,
     )
-
-
-def _check_steps(raw_steps: list[dict[str, Any]], source: str, kind: str = EXPORT) -> None:
-    """What the schema cannot say: the order of steps and phases, and the statuses of the scenario's kind."""
-    for index, raw in enumerate(raw_steps):
-        if raw["status"] not in KIND_STATUSES[kind]:
-            raise ScenarioError(
-                source,
-                f"steps[{index}].status",
-                f"{raw['status']} is not a status of {kind} jobs ({', '.join(KIND_STATUSES[kind])})",
-            )
-        if kind == SEGMENT and "phase" in raw:
-            raise ScenarioError(source, f"steps[{index}].phase", "segment jobs have no phases")
-    first = raw_steps[0]
-    if first["status"] in TERMINAL:
-        raise ScenarioError(
-            source,
-            "steps[0].status",
-            "the first step is the status at creation: NEW or PROCESSING (for segment jobs, also QUEUED)",
-        )
-    if "after" in first:
-        raise ScenarioError(source, "steps[0].after", "the first step is reached at creation: no 'after'")
-    writing = False
-    for index, raw in enumerate(raw_steps):
-        if index and "after" not in raw:
-            raise ScenarioError(source, f"steps[{index}].after", "required on every step but the first")
-        if index and raw_steps[index - 1]["status"] in TERMINAL:
-            previous = raw_steps[index - 1]["status"]
-            raise ScenarioError(
-                source, f"steps[{index}]", f"unreachable: step {index - 1} is terminal ({previous})"
-            )
-        phase = raw.get("phase")
-        if phase is not None and raw["status"] != PROCESSING:
-            raise ScenarioError(source, f"steps[{index}].phase", "only a PROCESSING step has a phase")
-        if raw["status"] == PROCESSING:
-            if writing and phase != DATASET_WRITE:
-                raise ScenarioError(
-                    source, f"steps[{index}].phase", "the profile export cannot follow the dataset write"
-                )
-            writing = phase == DATASET_WRITE
 
 
 def _faults(raw_faults: list[dict[str, Any]], source: str) -> tuple[Fault, ...]:

@@ -21,7 +21,8 @@ from emulator.faults import Fault, take
 from emulator.lifecycle import JobError, Progress, Step, Transition
 from emulator.merge_policies import PROFILE_SCHEMA, MergePolicies, ids_of
 from emulator.params import int_param
-from emulator.scenarios import CANCELLING, KIND_STATUSES, SEGMENT, Choice, Scenario, ScenarioRegistry
+from emulator.scenario_steps import CANCELLING, KIND_STATUSES, SEGMENT
+from emulator.scenarios import Choice, Scenario, ScenarioRegistry
 from emulator.segments import SegmentDefinitions
 from emulator.store import Tenant
 
