@@ -63,9 +63,13 @@ def admission(backend: Backend) -> Callable[[web.Request], Tenant]:
         if not (api_key.isascii() and org.isascii() and sandbox.isascii()):
             _require_text(("x-api-key", api_key), ("x-gw-ims-org-id", org), ("x-sandbox-name", sandbox))
         if request.query and len(set(request.query)) != len(request.query):
-            # Services read one value per parameter: a repeated one is ambiguous, not first-wins.
-            repeated = sorted({key for key in request.query if len(request.query.getall(key)) > 1})
-            raise BadRequest(f"Query parameter '{repeated[0]}' is given more than once")
+            # Services read one value per parameter: a parameter repeated with different values is
+            # ambiguous, not first-wins. The same value twice is not (aepp's getMergePolicies sends `limit`
+            # both in the documented `_links.next.href` and as its own parameter).
+            query = request.query
+            repeated = sorted({key for key in query if len(set(query.getall(key))) > 1})
+            if repeated:
+                raise BadRequest(f"Query parameter '{repeated[0]}' is given more than once")
         tenant = request[TENANT] = Tenant(org, sandbox)
         request[CLIENT_ID] = api_key
         return tenant
