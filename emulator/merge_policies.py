@@ -14,7 +14,7 @@ from typing import Any
 
 from emulator.clock import Clock
 from emulator.errors import BadRequest, NotFound
-from emulator.params import int_param
+from emulator.params import int_param, optional_int
 from emulator.sandboxes import sandbox_json
 from emulator.store import Tenant
 
@@ -194,6 +194,7 @@ class MergePolicies:
     def list(self, tenant: Tenant, query: Mapping[str, str]) -> PolicyPage:
         limit = min(int_param(query, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
         start = int_param(query, "start", 0, minimum=0)
+        optional_int(query, "version", minimum=1)  # a number, or a 400
         chosen = list(self._policies(tenant).values())
         filters: dict[str, Callable[[MergePolicy, str], bool]] = {
             "default": lambda p, v: str(p.body["default"]).lower() == v.lower(),

@@ -90,7 +90,12 @@ start_server lenient --validation lenient
 fuzz lenient "$here/lenient.toml" \
     --header "x-gw-ims-org-id: FUZZ@AdobeOrg" \
     --include-operation-id createDataset \
-    --include-operation-id createExportJob || failed=1
+    --include-operation-id createExportJob \
+    --include-operation-id createSegmentDefinition \
+    --include-operation-id patchSegmentDefinition \
+    --include-operation-id createSegmentJob \
+    --include-operation-id createMergePolicy \
+    --include-operation-id patchMergePolicy || failed=1
 stop_server
 
 if [ "$failed" -ne 0 ]; then
