@@ -116,6 +116,9 @@ def count_segments(population: Population, segments: Sequence[Segment], rules: R
                 by_namespace[segment.id][namespace] += _count(pc.and_(member, present))
             for status, name in ((REALIZED, "realized"), (EXISTING, "existing"), (EXITED, "exited")):
                 by_status[segment.id][name] += _count(pc.equal(code, status))
+        # Arrow's allocator keeps freed pages for reuse: handed back, memory stays flat however large the
+        # population (as when files are rendered).
+        pa.default_memory_pool().release_unused()
     return SegmentCounts(
         population.size,
         {
