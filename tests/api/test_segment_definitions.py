@@ -315,3 +315,24 @@ async def test_state_file_keeps_definitions_and_their_rules(aep: Aep, tmp_path: 
         "state": state,
     }
     assert again.schemas.first_error("state", document) is None
+
+
+async def test_reset_forgets_the_audience_of_a_tenant_or_of_all(
+    aep: Aep, client: TestClient[Any, Any]
+) -> None:
+    mine = await create(aep, definition())
+    other = Aep(aep.client, OTHER_ORG)
+    theirs = await create(other, definition())
+    policies = "/data/core/ups/config/mergePolicies"
+    body = {"name": "p", "identityGraph": {"type": "none"}, "attributeMerge": {"type": "timestampOrdered"}}
+    await aep.call(
+        "POST", policies, json={**body, "schema": {"name": "_xdm.context.profile"}}, status=200, schema=None
+    )
+    assert (await client.post("/_emulator/reset", params={"org": ORG})).status == 200
+    await aep.call("GET", f"{DEFINITIONS}/{mine['id']}", status=404, schema="error.ups")
+    assert (
+        len((await aep.call("GET", policies, status=200, schema=None))["children"]) == 1
+    )  # the default again
+    await other.call("GET", f"{DEFINITIONS}/{theirs['id']}", status=200, schema=None)
+    assert (await client.post("/_emulator/reset")).status == 200
+    await other.call("GET", f"{DEFINITIONS}/{theirs['id']}", status=404, schema="error.ups")
