@@ -12,15 +12,17 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emulator.clock import Clock
 from emulator.errors import BadRequest, NotFound, Unprocessable
 from emulator.merge_policies import PROFILE_SCHEMA, MergePolicies, ids_of
 from emulator.params import int_param
-from emulator.pql import PqlSyntaxError, Rule, compile_expression
 from emulator.sandboxes import sandbox_json
 from emulator.store import Tenant
+
+if TYPE_CHECKING:
+    from emulator.pql import Rule
 
 log = logging.getLogger("emulator.segments")
 
@@ -145,6 +147,10 @@ class SegmentDefinitions:
                 )
 
     def _compile(self, expression: Mapping[str, Any]) -> Rule:
+        # Imported here: the grammar and the syntax tree classes cost a server's cold start ~20 ms, and
+        # most servers never see a definition.
+        from emulator.pql import PqlSyntaxError, compile_expression
+
         try:
             return compile_expression(
                 str(expression["value"]), str(expression["format"]), kind=str(expression["type"])

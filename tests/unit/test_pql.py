@@ -258,3 +258,16 @@ def test_the_schema_names_only_fields_the_records_have() -> None:
         kind = events
         for name in path.split("."):
             kind = kind.field(name).type
+
+
+def test_starting_the_app_loads_neither_the_grammar_nor_lark() -> None:
+    """PQL is loaded with the first definition: a server that never sees one does not pay for it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from emulator.app import create_app; create_app(); "
+        "assert not {'lark', 'emulator.pql', 'emulator.pql.lower'} & set(sys.modules), 'imported at start'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
