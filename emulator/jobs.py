@@ -11,6 +11,7 @@ from emulator import lifecycle
 from emulator.catalog import Catalog
 from emulator.clock import Clock
 from emulator.errors import BadRequest, Conflict, NotFound, TooManyRequests
+from emulator.events import JOBS, EventHub
 from emulator.exportlimits import check_export
 from emulator.faults import Fault, take
 from emulator.job_listing import JobPage, ListQuery, first_page
@@ -53,7 +54,9 @@ class ExportJobs:
         catalog: Catalog,
         *,
         max_per_tenant: int = DEFAULT_MAX_JOBS_PER_TENANT,
+        events: EventHub | None = None,
     ):
+        self.events = events or EventHub()
         self.store = store
         self.clock = clock
         self.scenarios = scenarios
@@ -112,6 +115,7 @@ class ExportJobs:
         for index, batch_id in enumerate(job.batch_ids):
             segment = segments[index] if per_segment else None
             self.catalog.add_batch(Batch(batch_id, tenant, dataset_id, job, segment, client_id))
+        self.events.publish(JOBS)
         return Created(job, fault, choice)
 
     def _make_room(self, tenant: Tenant) -> None:
@@ -159,6 +163,8 @@ class ExportJobs:
         computed."""
         self._current(job)
         job.refresh(self.clock.now_ms(), poll=True)
+        job.polls += 1
+        self.events.publish(JOBS)
         return job
 
     def cancel(self, job: ExportJob) -> str:
@@ -168,6 +174,7 @@ class ExportJobs:
         self.refresh(job)
         if job.progress.is_terminal:
             self.store.tenant(job.tenant).remove_job(job)
+            self.events.publish(JOBS)
             return DELETED
         scenario = job.scenario
         job.set_progress(
@@ -175,6 +182,7 @@ class ExportJobs:
                 job.progress, scenario.cancel_status, scenario.cancel_errors, self.clock.now_ms()
             )
         )
+        self.events.publish(JOBS)
         return CANCELLING
 
     def force(self, job: ExportJob, status: str, errors: tuple[JobError, ...]) -> ExportJob:
@@ -184,6 +192,7 @@ class ExportJobs:
                 f"Export job {job.id} is already {job.progress.status}; terminal states never change"
             )
         job.set_progress(lifecycle.force(job.progress, status, errors, self.clock.now_ms()))
+        self.events.publish(JOBS)
         return job
 
     # -- queries --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import yaml
 
 from emulator import yamldoc
 from emulator.errors import BadRequest, Conflict
+from emulator.events import SCENARIOS, EventHub
 from emulator.faults import Fault, FaultError, by_operation, parse_fault
 from emulator.lifecycle import CANCELLED, DATASET_WRITE, PROCESSING, TERMINAL, JobError, Step
 from emulator.resources import bundled_dir
@@ -277,7 +278,8 @@ class Choice:
 class ScenarioRegistry:
     """Known scenarios, the default, and the queue of scenarios for the next created jobs."""
 
-    def __init__(self, startup: list[Scenario], default: str):
+    def __init__(self, startup: list[Scenario], default: str, events: EventHub | None = None):
+        self._events = events or EventHub()
         self._startup = {s.name: s for s in startup}
         self._startup_default = default
         self.reset()
@@ -313,6 +315,7 @@ class ScenarioRegistry:
                 f"{problem}; replace one by uploading it under its name, or reset (POST /_emulator/reset)"
             )
         self.scenarios[scenario.name] = scenario
+        self._events.publish(SCENARIOS)
 
     def _uploaded(self) -> list[Scenario]:
         return [s for name, s in self.scenarios.items() if self._startup.get(name) is not s]
@@ -320,6 +323,7 @@ class ScenarioRegistry:
     def set_default(self, name: str) -> None:
         self.get(name)
         self.default = name
+        self._events.publish(SCENARIOS)
 
     def queue_next(self, name: str, count: int) -> None:
         self.get(name)
@@ -329,6 +333,7 @@ class ScenarioRegistry:
                 "create jobs to use them, or reset"
             )
         self._queued.extend([name] * count)
+        self._events.publish(SCENARIOS)
 
     @property
     def queued(self) -> list[str]:

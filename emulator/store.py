@@ -43,6 +43,7 @@ class ExportJob:
     progress: Progress
     profile_instance_id: str = "ups"
     fault_hits: dict[str, int] = field(default_factory=dict)
+    polls: int = 0  # GETs of the job, all steps together (shown by the dashboard; not saved)
     # The job's wire form, encoded once per displayed state (see api/export_jobs._job_bytes): the
     # transitions it was encoded at, and the bytes.
     wire: tuple[tuple[Transition, ...], bytes] | None = field(default=None, compare=False, repr=False)

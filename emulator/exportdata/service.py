@@ -21,6 +21,7 @@ from emulator.catalog import Catalog, batch_status
 from emulator.errors import NotFound
 from emulator.exportdata.files import ExportFile, file_id, file_name, parse_file_id
 from emulator.exportdata.population import Population
+from emulator.exportdata.preview import DEFAULT_ROWS, Preview, preview
 from emulator.exportdata.render import CONTENT_TYPES, render
 from emulator.exportdata.selection import Plan, file_count, make_plan
 from emulator.exportdata.spec import JSON_LINES, PARQUET, BatchSpec, Selection, batch_specs
@@ -177,6 +178,15 @@ class Exports:
         else:
             self._lengths.move_to_end(key)
         return FileMeta(length, _etag(spec, export_file.index), _http_date(batch.job.progress.updated_ms))
+
+    async def preview(
+        self, tenant: Tenant, dataset_file_id: str, rows: int = DEFAULT_ROWS
+    ) -> tuple[Batch, ExportFile, Preview]:
+        """The tenant's file (404 as `file`) and its first `rows` rows as text, read off the event loop."""
+        batch, export_file = await self.file(tenant, dataset_file_id)
+        data = await self.content(batch, export_file)
+        shown = await self._offload(preview, data, self.spec(batch).format, rows)
+        return batch, export_file, shown
 
     def content_type(self, batch: Batch) -> str:
         return CONTENT_TYPES[self.spec(batch).format]
