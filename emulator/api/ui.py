@@ -92,7 +92,9 @@ async def file_download(request: web.Request) -> web.Response:
 
 
 async def requests(request: web.Request) -> web.Response:
-    return _page(request, "requests.html", "requests", view_data=views.journal(backend_of(request), request.query))
+    return _page(
+        request, "requests.html", "requests", view_data=views.journal(backend_of(request), request.query)
+    )
 
 
 async def requests_har(request: web.Request) -> web.Response:
@@ -126,7 +128,11 @@ async def advance_clock(request: web.Request) -> web.Response:
         now_ms = backend.clock.advance(seconds)
     except ValueError as exc:
         raise BadRequest(f"Cannot advance the clock: {exc}") from None
-    return _done(request, form, f"Advanced the clock by {views.span(round(seconds * 1000))} to {views.instant(now_ms)}.")
+    return _done(
+        request,
+        form,
+        f"Advanced the clock by {views.span(round(seconds * 1000))} to {views.instant(now_ms)}.",
+    )
 
 
 async def reset(request: web.Request) -> web.Response:
@@ -181,7 +187,10 @@ async def events(request: web.Request) -> web.StreamResponse:
                 topics.add(CLOCK)
             await response.write(_notice(sorted(topics), clock.now_ms()) if topics else b": idle\n\n")
             await asyncio.sleep(MIN_NOTICE_INTERVAL_S)
-    except (ConnectionError, RuntimeError):  # the browser went away (RuntimeError: writing a closed transport)
+    except (
+        ConnectionError,
+        RuntimeError,
+    ):  # the browser went away (RuntimeError: writing a closed transport)
         pass
     finally:
         listener.close()

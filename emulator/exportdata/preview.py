@@ -7,6 +7,7 @@ text is displayed; nothing here is markup.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -18,6 +19,8 @@ from emulator.exportdata.spec import JSON_LINES
 DEFAULT_ROWS = 20
 MAX_ROWS = 200
 MAX_CELL_CHARS = 400
+# Objects keyed by data rather than by field name: one column each, as Parquet keeps them (maps).
+_WHOLE = frozenset({"identityMap", "segmentMembership"})
 
 
 @dataclass(frozen=True)
@@ -37,22 +40,50 @@ def preview(data: bytes, fmt: str, limit: int = DEFAULT_ROWS) -> Preview:
 
 def _parquet(data: bytes, limit: int) -> Preview:
     parquet = pq.ParquetFile(pa.BufferReader(data))
-    columns = list(parquet.schema_arrow.names)
-    records: list[dict[str, Any]] = []
+    batches = []
+    taken = 0
     for batch in parquet.iter_batches(batch_size=limit):
-        records.extend(batch.to_pylist())
-        if len(records) >= limit:
+        batches.append(batch.slice(0, limit - taken))
+        taken += batches[-1].num_rows
+        if taken >= limit:
             break
-    return Preview(columns, _cells(columns, records[:limit]), parquet.metadata.num_rows)
+    table = pa.Table.from_batches(batches, schema=parquet.schema_arrow)
+    while any(pa.types.is_struct(field.type) for field in table.schema):
+        table = table.flatten()  # one level of structs a time: person.name.firstName
+    records = _pylist(table)
+    return Preview(
+        list(table.column_names), _cells(list(table.column_names), records), parquet.metadata.num_rows
+    )
+
+
+def _pylist(table: pa.Table) -> list[dict[str, Any]]:
+    try:
+        rows: list[dict[str, Any]] = table.to_pylist(maps_as_pydicts="lossy")  # pyarrow >= 13
+    except TypeError:
+        rows = table.to_pylist()
+    return rows
 
 
 def _json_lines(data: bytes, limit: int) -> Preview:
     lines = [line for line in data.split(b"\n") if line.strip()]
-    records = [orjson.loads(line) for line in lines[:limit]]
+    records = [_flat(orjson.loads(line)) for line in lines[:limit]]
     columns: list[str] = []
     for record in records:
         columns.extend(key for key in record if key not in columns)
     return Preview(columns, _cells(columns, records), len(lines))
+
+
+def _flat(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested objects as dotted columns (person.name.firstName), like a flattened Parquet file; objects
+    whose keys are data (identityMap's namespaces) stay whole."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and name not in _WHOLE:
+            flat.update(_flat(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
 
 
 def _cells(columns: list[str], records: list[dict[str, Any]]) -> list[list[str]]:
@@ -64,6 +95,12 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, str):
         text = value
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, date):  # datetime too
+        text = value.isoformat()
+    elif isinstance(value, int | float):
+        text = str(value)
     else:
         text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
     return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "…"

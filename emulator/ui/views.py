@@ -29,6 +29,8 @@ JOBS_PATH = "/data/core/ups/export/jobs"
 MAX_JOB_ROWS = 500
 MAX_JOURNAL_ROWS = 200
 MAX_FILES_SHOWN = 100
+MIN_AXIS_MS = 10_000  # a timeline spans at least this, so that a job that moved at once is drawn at the left
+LABEL_WIDTH = 90  # timeline units (of 1000) a status label needs
 JOURNAL_FILTERS = ("method", "path", "status", "org", "sandbox")
 
 
@@ -186,6 +188,11 @@ class Mark:
     label: str
     kind: str  # "transition" | "poll" | "fault" | "now" | "due"
     detail: str = ""
+    row: int = 0  # a transition's label row, from the axis up
+
+    @property
+    def label_y(self) -> int:
+        return 72 - 16 * min(self.row, 4)
 
     @property
     def at(self) -> str:
@@ -254,14 +261,18 @@ async def job_detail(backend: Backend, job: ExportJob) -> JobDetail:
     due = lifecycle.due_ms(job.scenario.steps, progress)
     start = progress.created_ms
     end = max([now_ms, progress.updated_ms, *(p.time for p in polls), *([due] if due else [])])
-    width = max(end - start, 1)
+    width = max(end - start, MIN_AXIS_MS)
 
     def x(ms: int) -> float:
-        return round(20 + 960 * (ms - start) / width, 1)
+        return round(40 + 920 * (ms - start) / width, 1)
 
-    transitions = [
-        Mark(x(t.at_ms), t.at_ms, t.status, "transition", t.phase or "") for t in progress.transitions
-    ]
+    transitions = []
+    rows: list[float] = []  # the x where each label row's last label starts: close labels go one row down
+    for t in progress.transitions:
+        at = x(t.at_ms)
+        row = next((i for i, last in enumerate(rows) if at - last >= LABEL_WIDTH), len(rows))
+        rows[row : row + 1] = [at]
+        transitions.append(Mark(at, t.at_ms, t.status, "transition", t.phase or "", row))
     poll_marks = [
         Mark(
             x(p.time),
