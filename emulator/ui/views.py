@@ -27,7 +27,8 @@ __all__ = ["Tenant"]
 
 JOBS_PATH = "/data/core/ups/export/jobs"
 MAX_JOB_ROWS = 500
-MAX_JOURNAL_ROWS = 200
+MAX_JOURNAL_ROWS = 100
+MAX_POLLS_SHOWN = 200  # the latest polls of a job, on its timeline and in its table
 MAX_FILES_SHOWN = 100
 MIN_AXIS_MS = 10_000  # a timeline spans at least this, so that a job that moved at once is drawn at the left
 LABEL_WIDTH = 90  # timeline units (of 1000) a status label needs
@@ -227,6 +228,7 @@ class JobDetail:
     axis: list[Mark]
     errors: tuple[JobError, ...]
     faults: list[tuple[str, str, int]]  # (operation, what the fault answers, times it fired)
+    polls_in_journal: int = 0  # polls still in the journal (`polls` holds the latest MAX_POLLS_SHOWN)
     batches: list[BatchView] = field(default_factory=list)
     pinned: bool = False
     next_due: str | None = None
@@ -257,7 +259,8 @@ async def job_detail(backend: Backend, job: ExportJob) -> JobDetail:
         )
         for i, step in enumerate(job.scenario.steps)
     ]
-    polls = _polls(backend, job)
+    every_poll = _polls(backend, job)
+    polls = every_poll[-MAX_POLLS_SHOWN:]
     due = lifecycle.due_ms(job.scenario.steps, progress)
     start = progress.created_ms
     end = max([now_ms, progress.updated_ms, *(p.time for p in polls), *([due] if due else [])])
@@ -304,6 +307,7 @@ async def job_detail(backend: Backend, job: ExportJob) -> JobDetail:
         axis,
         progress.errors,
         faults,
+        polls_in_journal=len(every_poll),
         pinned=progress.pinned,
         next_due=instant(due) if due is not None else None,
     )
