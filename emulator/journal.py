@@ -57,7 +57,7 @@ class JournalEntry:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "requestId": self.request_id,
+            "requestId": self.request_id or "",  # recorded entries always have one
             "method": self.method,
             "path": self.path,
             "query": dict(self.query),

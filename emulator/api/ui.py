@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from emulator.api.common import backend_of, body_of, json_response
+from emulator.api.common import backend_of, body_of, client_request_id, json_response
 from emulator.errors import BadRequest, Forbidden, NotFound, TooManyRequests
 from emulator.events import CLOCK, TooManyListeners
 from emulator.jsonio import dumps
@@ -219,7 +220,9 @@ def _page(request: web.Request, template: str, view: str, status: int = 200, **c
 
 
 def _not_found(request: web.Request, exc: NotFound) -> web.Response:
-    return _page(request, "notfound.html", "notfound", status=404, message=exc.detail)
+    response = _page(request, "notfound.html", "notfound", status=404, message=exc.detail)
+    response.headers["x-request-id"] = client_request_id(request) or str(uuid.uuid4())  # as every error
+    return response
 
 
 def _tenant(request: web.Request) -> views.Tenant:

@@ -679,3 +679,5 @@ async def _poll_through_faults(emu: EmulatorTarget, job_id: int) -> dict[str, An
 
 
 _generated()
+
+from tests.contract import ui_cases  # noqa: E402, F401  (the dashboard's cases register themselves)

@@ -74,8 +74,10 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium per test module. Not per session: Playwright's sync API keeps an event loop running
+    in this thread while it is started, and the async tests of other modules need the thread's loop."""
     executable = chromium_path()
     if executable is None:
         _unavailable("Chromium is not installed (Debian: apt-get install -y chromium)")
