@@ -7,7 +7,7 @@ text is displayed; nothing here is markup.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import orjson
