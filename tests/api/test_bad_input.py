@@ -85,6 +85,23 @@ async def test_non_json_numbers_are_400(aep: Aep, path: str, constant: str) -> N
     await assert_still_serving(aep)
 
 
+async def test_json_nested_past_64_levels_is_400_and_64_are_read(aep: Aep) -> None:
+    # Nested values are echoed back (a dataset's own fields), and the encoder stops at 255 levels: the
+    # reader refuses what could not be written back, and no less.
+    def dataset(depth: int) -> bytes:
+        return (
+            b'{"name": "deep", "schemaRef": {"id": "x"}, "extra": '
+            + b"[" * (depth - 1)
+            + b"]" * (depth - 1)
+            + b"}"
+        )
+
+    message = await post_raw(aep, DATASETS, dataset(65), 400)
+    assert "nested too deeply (at most 64 levels)" in message
+    response = await aep.client.post(DATASETS, data=dataset(64), headers=aep.headers())
+    assert "nested too deeply" not in await response.text()
+
+
 @pytest.mark.parametrize("path", [JOBS, DATASETS])
 async def test_deeply_nested_json_is_400(aep: Aep, path: str) -> None:
     depth = 100_000
