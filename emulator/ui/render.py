@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emulator.ui.views import instant, span
+from emulator.ui.views import MAX_POLL_ROWS, clip, instant, span
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -37,6 +37,8 @@ def environment() -> Environment:
     )
     env.filters["instant"] = instant
     env.filters["span"] = span
+    env.filters["clip"] = clip
+    env.globals["MAX_POLL_ROWS"] = MAX_POLL_ROWS
     env.globals["UI"] = UI
     return env
 

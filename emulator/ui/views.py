@@ -27,12 +27,21 @@ __all__ = ["Tenant"]
 
 JOBS_PATH = "/data/core/ups/export/jobs"
 MAX_JOB_ROWS = 500
-MAX_JOURNAL_ROWS = 100
-MAX_POLLS_SHOWN = 200  # the latest polls of a job, on its timeline and in its table
+MAX_JOURNAL_ROWS = 50
+MAX_BODY_SHOWN = 4096  # characters of a body on the journal page (HAR downloads have all the journal kept)
+MAX_POLLS_SHOWN = 200  # the latest polls of a job on its timeline
+MAX_POLL_ROWS = 50  # ... and in its table
 MAX_FILES_SHOWN = 100
 MIN_AXIS_MS = 10_000  # a timeline spans at least this, so that a job that moved at once is drawn at the left
 LABEL_WIDTH = 90  # timeline units (of 1000) a status label needs
 JOURNAL_FILTERS = ("method", "path", "status", "org", "sandbox")
+
+
+def clip(text: str, limit: int = MAX_BODY_SHOWN) -> str:
+    """The head of a long text, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n… ({len(text) - limit} more characters: the HAR download has them)"
 
 
 def instant(ms: int) -> str:
