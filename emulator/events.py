@@ -61,7 +61,7 @@ class EventHub:
     def __init__(self, max_listeners: int = DEFAULT_MAX_LISTENERS):
         self.max_listeners = max_listeners
         self._listeners: list[Listener] = []
-        self.published = 0  # notices delivered to at least one listener (what a test can count)
+        self.published = 0  # events published while someone listened (how busy the emulator is)
 
     @property
     def listeners(self) -> int:
