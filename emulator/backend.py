@@ -11,6 +11,7 @@ from emulator import persistence
 from emulator.budget import TenantBudget
 from emulator.catalog import Catalog, batch_status
 from emulator.clock import Clock
+from emulator.events import RESET, EventHub
 from emulator.faults import Faults
 from emulator.jobs import ExportJobs
 from emulator.journal import Journal
@@ -40,13 +41,16 @@ class Backend:
         a warning in the log by default."""
         self.options = options
         self.schemas = schemas or bundled_schemas()
-        self.clock = Clock(options.clock, options.speed, options.start_time_ms)
+        self.events = EventHub()  # what the dashboard's live feed hears (emulator/events.py)
+        self.clock = Clock(options.clock, options.speed, options.start_time_ms, self.events)
         self.store = Store()
         self.tokens = Tokens(load_credentials(options.credentials_file, self.schemas))
-        self.journal = Journal(options.journal_limit)
+        self.journal = Journal(options.journal_limit, self.events)
         self.faults = Faults()
         self.scenarios = ScenarioRegistry(
-            startup_scenarios(options.scenario_paths, notice or _log.warning), options.default_scenario
+            startup_scenarios(options.scenario_paths, notice or _log.warning),
+            options.default_scenario,
+            events=self.events,
         )
         self.catalog = Catalog(
             self.store, self.clock, options.seed, TenantBudget(options.max_tenant_bytes), measures=self
@@ -71,6 +75,7 @@ class Backend:
                 tenant, policy, "mergePolicy.id"
             ),
             definitions=self.definitions.snapshot,
+            events=self.events,
         )
         self._exports: Exports | None = None
         self._audience: Audience | None = None
@@ -177,6 +182,7 @@ class Backend:
             self._exports.reset()  # cached plans and files are recomputable; ids restart after a full reset
         if self._audience is not None:
             self._audience.reset()
+        self.events.publish(RESET)
         if tenant is not None:
             return
         self.catalog.reset_ids()

@@ -60,6 +60,11 @@ class MethodNotAllowed(ApiError):
         )
 
 
+class Forbidden(ApiError):
+    status = 403
+    title = "ForbiddenError"
+
+
 class Conflict(ApiError):
     status = 409
     title = "ConflictError"

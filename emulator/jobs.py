@@ -12,6 +12,7 @@ from emulator.catalog import Catalog
 from emulator.catalog_views import export_format
 from emulator.clock import Clock
 from emulator.errors import BadRequest, Conflict, NotFound, TooManyRequests
+from emulator.events import JOBS, EventHub
 from emulator.exportlimits import check_export
 from emulator.faults import Fault, take
 from emulator.job_listing import JobPage, ListQuery, first_page
@@ -67,9 +68,11 @@ class ExportJobs:
         max_per_tenant: int = DEFAULT_MAX_JOBS_PER_TENANT,
         check_merge_policy: Callable[[Tenant, str], None] = _no_check,
         definitions: Callable[[Tenant, list[str]], Definitions] = _no_definitions,
+        events: EventHub | None = None,
     ):
         """`check_merge_policy` refuses a `mergePolicy.id` the tenant does not have; `definitions` gives
         the segment definitions of the requested segment ids (snapshotted on the job)."""
+        self.events = events or EventHub()
         self.store = store
         self.clock = clock
         self.scenarios = scenarios
@@ -135,6 +138,7 @@ class ExportJobs:
         for index, batch_id in enumerate(job.batch_ids):
             segment = segments[index] if per_segment else None
             self.catalog.add_batch(Batch(batch_id, tenant, dataset_id, job, segment, client_id))
+        self.events.publish(JOBS)
         return Created(job, fault, choice)
 
     def _make_room(self, tenant: Tenant) -> None:
@@ -182,6 +186,8 @@ class ExportJobs:
         computed."""
         self._current(job)
         job.refresh(self.clock.now_ms(), poll=True)
+        job.polls += 1
+        self.events.publish(JOBS)
         return job
 
     def cancel(self, job: ExportJob) -> str:
@@ -191,6 +197,7 @@ class ExportJobs:
         self.refresh(job)
         if job.progress.is_terminal:
             self.store.tenant(job.tenant).remove_job(job)
+            self.events.publish(JOBS)
             return DELETED
         scenario = job.scenario
         job.set_progress(
@@ -198,6 +205,7 @@ class ExportJobs:
                 job.progress, scenario.cancel_status, scenario.cancel_errors, self.clock.now_ms()
             )
         )
+        self.events.publish(JOBS)
         return CANCELLING
 
     def force(self, job: ExportJob, status: str, errors: tuple[JobError, ...]) -> ExportJob:
@@ -207,6 +215,7 @@ class ExportJobs:
                 f"Export job {job.id} is already {job.progress.status}; terminal states never change"
             )
         job.set_progress(lifecycle.force(job.progress, status, errors, self.clock.now_ms()))
+        self.events.publish(JOBS)
         return job
 
     # -- queries --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import yaml
 
 from emulator import yamldoc
 from emulator.errors import BadRequest, Conflict
+from emulator.events import SCENARIOS, EventHub
 from emulator.faults import Fault, FaultError, by_operation, parse_fault
 from emulator.lifecycle import CANCELLED, JobError, Step
 from emulator.resources import bundled_dir
@@ -256,8 +257,13 @@ class ScenarioRegistry:
     """Known scenarios, the default, and the queue of scenarios for the next created jobs."""
 
     def __init__(
-        self, startup: list[Scenario], default: str, segment_default: str = DEFAULT_SEGMENT_SCENARIO
+        self,
+        startup: list[Scenario],
+        default: str,
+        segment_default: str = DEFAULT_SEGMENT_SCENARIO,
+        events: EventHub | None = None,
     ):
+        self._events = events or EventHub()
         self._startup = {s.name: s for s in startup}
         self._startup_defaults = {EXPORT: default, SEGMENT: segment_default}
         self.reset()
@@ -308,6 +314,7 @@ class ScenarioRegistry:
                 f"{problem}; replace one by uploading it under its name, or reset (POST /_emulator/reset)"
             )
         self.scenarios[scenario.name] = scenario
+        self._events.publish(SCENARIOS)
 
     def _uploaded(self) -> list[Scenario]:
         return [s for name, s in self.scenarios.items() if self._startup.get(name) is not s]
@@ -316,6 +323,7 @@ class ScenarioRegistry:
         """The default for jobs of the scenario's kind."""
         scenario = self.get(name)
         self.defaults[scenario.kind] = name
+        self._events.publish(SCENARIOS)
 
     def queue_next(self, name: str, count: int) -> None:
         self.get(name)
@@ -325,6 +333,7 @@ class ScenarioRegistry:
                 "create jobs to use them, or reset"
             )
         self._queued.extend([name] * count)
+        self._events.publish(SCENARIOS)
 
     @property
     def queued(self) -> list[str]:

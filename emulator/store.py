@@ -46,6 +46,7 @@ class ExportJob:
     # The segment definitions of `filter.segments`, as they were when the job was created: (segment id,
     # expression type, format, value). Their members are what the job exports.
     definitions: tuple[tuple[str, str, str, str], ...] = ()
+    polls: int = 0  # GETs of the job, all steps together (shown by the dashboard; not saved)
     # The job's wire form, encoded once per displayed state (see api/export_jobs._job_bytes): the
     # transitions it was encoded at, and the bytes.
     wire: tuple[tuple[Transition, ...], bytes] | None = field(default=None, compare=False, repr=False)
