@@ -29,6 +29,7 @@ from benchmarks.servers import (
     create_dataset,
     create_job,
     create_many,
+    default_merge_policy,
     emulator_argv,
     floor_argv,
     job_request,
@@ -155,12 +156,13 @@ def throughput(config: Config, cpus: Cpus, wrk: Wrk, peers: tuple[Peer, ...] = (
 
         get_poll = wrk.script("GET", aep_headers("poll"))
         get_list = wrk.script("GET", aep_headers("list"))
-        post = wrk.script("POST", aep_headers("post", body=True), job_request(post_ds))
+        post_body = job_request(post_ds, default_merge_policy(emu_url, "post"))
+        post = wrk.script("POST", aep_headers("post", body=True), post_body)
         body_bytes = {
             "floor": len(call(floor_url, "GET", "/", {})[1]),
             "get_job": len(call(emu_url, "GET", f"{JOBS}/{live}", aep_headers("poll"))[1]),
             "list_first_page": len(call(emu_url, "GET", JOBS, aep_headers("list"))[1]),
-            "post_request": len(json.dumps(job_request(post_ds))),
+            "post_request": len(json.dumps(post_body)),
         }
         plan = [
             ("floor_get", floor_url + "/", get_poll),

@@ -45,6 +45,7 @@ from benchmarks.servers import (
     aep_headers,
     create_dataset,
     create_job,
+    default_merge_policy,
     emulator_argv,
     floor_argv,
     job_request,
@@ -249,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         post_ds = create_dataset(emu_url, "post")
         wrk = Wrk(replace(Config(), warmup=0), cpus, Path(folder))
         get_poll = wrk.script("GET", aep_headers("poll"))
-        post = wrk.script("POST", aep_headers("post", body=True), job_request(post_ds))
+        post_body = job_request(post_ds, default_merge_policy(emu_url, "post"))
+        post = wrk.script("POST", aep_headers("post", body=True), post_body)
         plan = [
             ("floor GET", floor, floor_url + "/", get_poll),
             ("emulator GET poll", emulator, f"{emu_url}{JOBS}/{live}", get_poll),

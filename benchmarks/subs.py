@@ -25,6 +25,7 @@ class SubBenchmark:
 
 SUB_BENCHMARKS = (
     SubBenchmark("profiles_bench", "profile generation"),
+    SubBenchmark("membership_bench", "PQL membership"),
     SubBenchmark("memory_bench", "export memory"),
     SubBenchmark("fixture_bench", "pytest fixture"),
     SubBenchmark("health_bench", "health during a big download"),

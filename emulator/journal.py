@@ -7,10 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
+from emulator.events import REQUESTS, EventHub
 from emulator.jsonio import dumps
 
 # Bodies may be as large as --max-body-bytes allows and the journal holds thousands of entries: keep the head.
 MAX_BODY_CHARS = 64 * 1024
+# Response bodies are kept as the bytes the client got (no copy) up to this size, and cut to it past it.
+MAX_RESPONSE_BYTES = 16 * 1024
 # A request refused for the size of its URL or headers (414, 431) keeps its method, status and the head of
 # its path only: the app's limits bound every other entry's URL and headers, not these.
 OVERSIZED = frozenset({414, 431})
@@ -46,9 +49,15 @@ class JournalEntry:
     time: int
     dropped: bool = False  # a scenario fault closed the connection: the client got no answer
     note: str | None = None  # what the emulator did that the client did not ask for
+    # The client's x-request-id, or the one an error answered with; None: the journal names the entry.
+    request_id: str | None = None
+    response_body: bytes = b""  # at most MAX_RESPONSE_BYTES (a streamed file body is not kept)
+    response_type: str = ""
+    response_size: int = 0  # the whole body's length when known
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "requestId": self.request_id or "",  # recorded entries always have one
             "method": self.method,
             "path": self.path,
             "query": dict(self.query),
@@ -60,15 +69,23 @@ class JournalEntry:
             "dropped": self.dropped,
             "note": self.note,
             "tenant": {"org": self.org, "sandbox": self.sandbox},
+            "response": {
+                "contentType": self.response_type,
+                "size": self.response_size,
+                "body": self.response_body.decode("utf-8", errors="replace"),
+                "truncated": self.response_size > len(self.response_body),
+            },
         }
 
 
 class Journal:
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, events: EventHub | None = None):
         self._entries: deque[JournalEntry] = deque(maxlen=limit)
+        self._events = events or EventHub()
         # Counts clears (a reset, DELETE /_emulator/requests): a request records the epoch it started in,
         # and its entry is dropped if the journal was cleared meanwhile.
         self.epoch = 0
+        self._recorded = 0  # entries ever recorded: names an entry whose request carried no id
 
     def record(self, entry: JournalEntry, epoch: int | None = None) -> None:
         """Append `entry`, unless the request started (at `epoch`) before the journal was last cleared."""
@@ -76,10 +93,14 @@ class Journal:
             return
         if entry.status in OVERSIZED:
             entry = replace(entry, path=entry.path[:MAX_OVERSIZED_PATH_CHARS], query={}, headers={})
+        self._recorded += 1
+        if entry.request_id is None:
+            entry.request_id = f"emulator-{self._recorded}"
         if len(entry.body) > MAX_BODY_CHARS:
             cut = len(entry.body) - MAX_BODY_CHARS
             entry = replace(entry, body=f"{entry.body[:MAX_BODY_CHARS]}... [{cut} more characters]")
         self._entries.append(entry)
+        self._events.publish(REQUESTS)
 
     def clear(self) -> None:
         self._entries.clear()
