@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from emulator import lifecycle
@@ -255,7 +255,7 @@ class SegmentJobs:
         step = job.progress.step
         moved = lifecycle.force(job.progress, CANCELLING, (), self.clock.now_ms())
         job.cancel_step = step
-        job.progress = replace(moved, step=step + 1, pinned=False)
+        job.progress = moved._replace(step=step + 1, pinned=False)
         return True
 
     def force(self, job: SegmentJob, status: str, errors: tuple[JobError, ...]) -> SegmentJob:
