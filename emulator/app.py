@@ -7,27 +7,33 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from itertools import chain
+from time import perf_counter
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from emulator.api import catalog, control, data_access, export_jobs, ims
+from emulator import logs
+from emulator.api import catalog, control, data_access, export_jobs, ims, nearmiss
 from emulator.api.common import (
     BACKEND,
+    CONCERN,
     JOURNAL_NOTE,
     ROUTE_GROUP,
+    Concern,
     Route,
     RouteGroup,
     backend_of,
     body_of,
     client_request_id,
 )
+from emulator.api.nearmiss import HINT_HEADER
 from emulator.backend import Backend
 from emulator.errors import (
     ApiError,
     Envelope,
     GatewayError,
     HeaderFieldsTooLarge,
+    InjectedFault,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -36,7 +42,8 @@ from emulator.errors import (
 )
 from emulator.faults import DropConnection
 from emulator.gateway import admission
-from emulator.journal import JournalEntry
+from emulator.hints import SANDBOX_HEADER, NearMiss
+from emulator.journal import MAX_RESPONSE_BODY_BYTES, JournalEntry
 from emulator.options import CONTROL_PREFIX, Options
 from emulator.persistence import Saver, write_atomic
 
@@ -112,6 +119,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
             ("GET", f"{CONTROL}/jobs", control.list_jobs),
             ("POST", f"{CONTROL}/jobs/{{job_id}}/force", control.force_job),
             ("GET", f"{CONTROL}/requests", control.list_requests),
+            ("GET", f"{CONTROL}/requests.har", control.requests_har),
             ("DELETE", f"{CONTROL}/requests", control.clear_requests),
             ("GET", f"{CONTROL}/openapi.json", control.openapi_document),
         ),
@@ -158,19 +166,26 @@ def create_app(options: Options | None = None, backend: Backend | None = None) -
 
 def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGroup]) -> Middleware:
     """Everything around a handler, in one middleware (each one is a coroutine more on every request): the
-    gateway's rules where they apply, any exception rendered as an error, then the journal entry."""
+    gateway's rules where they apply, any exception rendered as an error (with a near-miss hint when the
+    request missed), then the journal entry and the request's log line."""
     admit = admission(backend)
+    journal = backend.journal
+    clock = backend.clock
+    routes = tuple((method, path) for method, path, _ in ROUTES)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = perf_counter()
         resource = request.match_info.route.resource
         group = groups.get(resource) if resource is not None else None
         if group is None:
             group = group_of_path(request.path)
         request[ROUTE_GROUP] = group
-        epoch = backend.journal.epoch  # a request started before a reset never enters the next journal
+        epoch = journal.epoch  # a request started before a reset never enters the next journal
         tenant = None
         dropped = False
+        fault = None
+        miss = None
         try:
             _check_sizes(request)
             if group.gateway:
@@ -178,33 +193,97 @@ def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGro
             response = await handler(request)
         except DropConnection:
             dropped = True
+            fault = "drop"
             if request.transport is not None:
                 request.transport.close()
             response = web.Response(status=204)
         except Exception as exc:
             response = error_response(request, exc, group.envelope)
+            if isinstance(exc, InjectedFault):
+                fault = f"respond {exc.status}"
+            else:
+                miss = nearmiss.refused(request, exc, backend, routes)
+        else:
+            # Served; but a query parameter nobody reads, or a misspelt sandbox header, is a near miss too.
+            if request.query_string or (group.gateway and SANDBOX_HEADER not in request.headers):
+                miss = nearmiss.served(request)
+        if miss is not None and not response.prepared:
+            response.headers[HINT_HEADER] = miss.hint
+        duration_ms = (perf_counter() - started) * 1000
+        concern = request.get(CONCERN)
         if not group.aep:  # the control plane is never journaled
+            if miss is not None or logs.wanted(False):
+                _log(request, response, duration_ms, None, concern, fault, miss)
             return response
         headers = request.headers
-        backend.journal.record(
-            JournalEntry(
-                method=request.method,
-                path=request.path,
-                query=request.query,  # read-only views, copied only when the journal is read
-                headers=headers,
-                body=await _body_text(request) if request.body_exists else "",
-                status=response.status,
-                org=tenant.org if tenant else headers.get("x-gw-ims-org-id"),
-                sandbox=tenant.sandbox if tenant else headers.get("x-sandbox-name"),
-                time=backend.clock.now_ms(),
-                dropped=dropped,
-                note=request.get(JOURNAL_NOTE),
-            ),
-            epoch,
+        body = response.body if type(response) is web.Response else None
+        if isinstance(body, bytes):
+            size = len(body)
+            if size > MAX_RESPONSE_BODY_BYTES:
+                body = body[:MAX_RESPONSE_BODY_BYTES]
+        else:
+            body, size = None, -1 if body is None else len(body) if isinstance(body, memoryview) else -1
+        entry = JournalEntry(
+            method=request.method,
+            path=request.path,
+            query=request.query,  # read-only views, copied only when the journal is read
+            headers=headers,
+            body=await _body_text(request) if request.body_exists else "",
+            status=response.status,
+            org=tenant.org if tenant else headers.get("x-gw-ims-org-id"),
+            sandbox=tenant.sandbox if tenant else headers.get("x-sandbox-name"),
+            time=clock.now_ms(),
+            dropped=dropped,
+            note=request.get(JOURNAL_NOTE),
+            duration_ms=duration_ms,
+            request_id=response.headers.get("x-request-id") or headers.get("x-request-id"),
+            job=concern.job if concern else request.match_info.get("job_id"),
+            scenario=concern.scenario if concern else None,
+            fault=fault,
+            hint=miss.hint if miss else None,
+            near_miss=miss.to_json() if miss else None,
+            response_headers=response.headers,
+            response_body=body,
+            response_size=size,
+            http_version=f"HTTP/{request.version.major}.{request.version.minor}",
         )
+        journal.record(entry, epoch)
+        if miss is not None or logs.wanted(False):
+            _log(request, response, duration_ms, entry, concern, fault, miss)
         return response
 
     return middleware
+
+
+def _log(
+    request: web.Request,
+    response: web.StreamResponse,
+    duration_ms: float,
+    entry: JournalEntry | None,
+    concern: Concern | None,
+    fault: str | None,
+    miss: NearMiss | None,
+) -> None:
+    """The request's one log line (WARNING for a near miss, INFO otherwise)."""
+    if not logs.wanted(miss is not None):
+        return
+    headers = request.headers
+    logs.log_request(
+        {
+            "requestId": response.headers.get("x-request-id") or headers.get("x-request-id"),
+            "org": entry.org if entry else headers.get("x-gw-ims-org-id"),
+            "sandbox": entry.sandbox if entry else headers.get("x-sandbox-name"),
+            "method": request.method,
+            "path": request.path,
+            "status": response.status,
+            "durationMs": round(duration_ms, 3),
+            "job": entry.job if entry else concern.job if concern else None,
+            "scenario": concern.scenario if concern else None,
+            "fault": fault,
+            "hint": miss.hint if miss else None,
+        },
+        near_miss=miss is not None,
+    )
 
 
 def error_response(request: web.Request, exc: Exception, envelope: Envelope) -> web.Response:

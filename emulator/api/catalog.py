@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from emulator.api.common import backend_of, json_response, read_json
+from emulator.api.common import backend_of, concern, json_response, read_json
 from emulator.catalog import batch_json, dataset_json, select_properties
 from emulator.errors import BadRequest
 from emulator.gateway import CLIENT_ID, tenant_of
@@ -47,6 +47,7 @@ async def list_batches(request: web.Request) -> web.Response:
 async def get_batch(request: web.Request) -> web.Response:
     backend = backend_of(request)
     batch = backend.catalog.batch(tenant_of(request), request.match_info["batch_id"])
+    concern(request, batch.job)
     await backend.prepare_record_counts((batch,))  # counted off the event loop
     return json_response(
         {batch.id: select_properties(batch_json(batch, backend.record_count(batch)), request.query)}

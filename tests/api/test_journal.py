@@ -84,19 +84,34 @@ async def test_refused_requests_are_journaled_with_their_status(client: TestClie
         ("?method=get", [("GET", "job"), ("GET", JOBS)]),
         ("?method=POST", [("POST", "/data/foundation/catalog/dataSets"), ("POST", JOBS)]),
         ("?method=DELETE", []),
-        ("?path=/data/core/ups", [("POST", JOBS), ("GET", "job"), ("GET", JOBS)]),
-        ("?path=/data/foundation", [("POST", "/data/foundation/catalog/dataSets")]),
+        ("?path=/data/core/ups", []),  # exact, not a prefix
+        ("?path=/data/core/ups/**", [("POST", JOBS), ("GET", "job"), ("GET", JOBS)]),
+        (f"?path={JOBS}", [("POST", JOBS), ("GET", JOBS)]),
+        (f"?path={JOBS}/*", [("GET", "job")]),
+        ("?path=/data/*/ups/export/jobs", [("POST", JOBS), ("GET", JOBS)]),
+        ("?path=/data/foundation/**", [("POST", "/data/foundation/catalog/dataSets")]),
+        ("?path=/data/foundation/catalog/dataSet?", [("POST", "/data/foundation/catalog/dataSets")]),
         ("?path=/nowhere", []),
+        ("?status=200", [("POST", JOBS), ("GET", "job"), ("GET", JOBS)]),
+        ("?status=2xx", [("POST", "/data/foundation/catalog/dataSets"), ("POST", JOBS), ("GET", "job"), ("GET", JOBS)]),
+        ("?status=201", [("POST", "/data/foundation/catalog/dataSets")]),
+        ("?status=4xx", []),
+        (f"?since={START_MS + 1000}", [("GET", "job"), ("GET", JOBS)]),
+        (f"?since={START_MS}&method=POST", [("POST", "/data/foundation/catalog/dataSets"), ("POST", JOBS)]),
+        ("?job=job", [("POST", JOBS), ("GET", "job")]),
+        ("?unmatched=true", []),
+        ("?unmatched=false&method=GET", [("GET", "job"), ("GET", JOBS)]),
         (f"?org={ORG}", [("POST", "/data/foundation/catalog/dataSets"), ("POST", JOBS), ("GET", "job")]),
         (f"?org={OTHER_ORG}", [("GET", JOBS)]),
         ("?sandbox=dev", [("GET", JOBS)]),
         (f"?org={OTHER_ORG}&sandbox=prod", []),
-        (f"?method=GET&org={ORG}&path={JOBS}", [("GET", "job")]),
+        (f"?method=GET&org={ORG}&path={JOBS}/*", [("GET", "job")]),
     ],
 )
 async def test_filters(client: TestClient[Any, Any], query: str, expected: list[tuple[str, str]]) -> None:
     _, _, job = await some_traffic(client)
     job_path = f"{JOBS}/{job['id']}"
+    query = query.replace("job=job", f"job={job['id']}")
     wanted = [(method, job_path if path == "job" else path) for method, path in expected]
     assert [(e["method"], e["path"]) for e in await journal(client, query)] == wanted
 
@@ -162,7 +177,7 @@ class TestPages:
         last = await page(client, "?start=200&limit=1000")
         assert [e["path"] for e in last["requests"]] == [f"{JOBS}/{n}" for n in range(200, 250)]
         assert last["page"]["next"] is None
-        filtered = await page(client, f"?path={JOBS}/1&limit=5&start=5")
+        filtered = await page(client, f"?path={JOBS}/1**&limit=5&start=5")
         assert [e["path"] for e in filtered["requests"]] == [f"{JOBS}/{n}" for n in (14, 15, 16, 17, 18)]
         assert filtered["page"]["count"] == 111  # 1, 10-19, 100-199
 

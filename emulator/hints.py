@@ -1,0 +1,359 @@
+"""Near misses: why a request did not get what its client meant, and which route it was closest to.
+
+A request that matches no route, that the gateway refuses, or that fails validation keeps AEP's exact
+answer; the app adds the one-line `hint` as the response's `x-emulator-hint` header and journals the full
+report (`NearMiss.to_json`): the closest routes, ranked, each with what differs. A request that was served
+but carried a query parameter its operation does not read, or a misspelt sandbox header, gets a hint too:
+it was served, but not as its client meant.
+
+Pure functions of what the request carried: nothing here runs for a request that needs no hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from emulator.errors import (
+    INVALID_API_KEY,
+    INVALID_TOKEN,
+    MISSING_API_KEY,
+    MISSING_ORG,
+    MISSING_TOKEN,
+    ORG_NOT_ENTITLED,
+    GatewayRule,
+    SchemaViolation,
+)
+
+MAX_HINT_CHARS = 600  # the header line; the journal keeps the full report
+MAX_CLOSEST = 3
+# A route is "close" when aligning its segments with the request's costs at most this much (each segment
+# added, dropped or replaced costs 1, a segment differing only in case or spelling less).
+MAX_ROUTE_COST = 2.0
+SANDBOX_HEADER = "x-sandbox-name"
+TOKEN_HINT = "a token from POST /ims/token/v3"
+
+Route = tuple[str, str]  # method, path template (`{name}` for a path parameter)
+
+
+@dataclass(frozen=True)
+class Closest:
+    route: str  # "GET /data/core/ups/export/jobs/{job_id}"
+    differences: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    kind: str  # route | method | gateway | validation | query | header
+    hint: str
+    closest: tuple[Closest, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "hint": self.hint,
+            "closest": [{"route": c.route, "differences": list(c.differences)} for c in self.closest],
+        }
+
+
+def _miss(kind: str, summary: str, closest: Sequence[Closest]) -> NearMiss:
+    return NearMiss(kind, one_line(summary), tuple(closest))
+
+
+def one_line(text: str) -> str:
+    """`text` as a header value: printable ASCII on one line (anything else escaped), at most
+    MAX_HINT_CHARS."""
+    safe = text.encode("ascii", "backslashreplace").decode("ascii")
+    safe = "".join(c if " " <= c <= "~" else f"\\x{ord(c):02x}" for c in safe)
+    return safe if len(safe) <= MAX_HINT_CHARS else safe[: MAX_HINT_CHARS - 3] + "..."
+
+
+# -- routing: no route, or not this method -------------------------------------------------------------
+
+
+def route_miss(method: str, path: str, routes: Iterable[Route], allowed: Sequence[str] = ()) -> NearMiss:
+    """No route serves `method path` (or, with `allowed`, the path is served for those methods only):
+    the closest routes, ranked, and what differs from each. A route for another method counts as one
+    difference more than the same path for this one."""
+    ranked = []
+    for route_method, template in routes:
+        cost, differences = _compare(path, template)
+        if route_method != method:
+            cost += 1.0
+            differences = (f"method {method} should be {route_method}", *differences)
+        ranked.append((cost, route_method != method, route_method, template, differences))
+    ranked.sort(key=lambda item: (item[0], item[1]))
+    close = [item for item in ranked if item[0] <= MAX_ROUTE_COST][:MAX_CLOSEST]
+    if allowed:
+        head = f"{method} is not served at {path} (it serves {', '.join(allowed)})"
+    else:
+        head = f"no route for {method} {path}"
+    if not close:
+        prefixes = sorted({_service_prefix(t) for _, t in routes if not t.startswith("/_emulator")})
+        return _miss("route", f"{head}, and none is close; the emulator serves {', '.join(prefixes)}", ())
+    closest = [Closest(f"{m} {template}", differences) for _, _, m, template, differences in close]
+    summary = f"{head}; closest: " + " | ".join(f"{c.route} ({'; '.join(c.differences)})" for c in closest)
+    return _miss("method" if allowed else "route", summary, closest)
+
+
+def _service_prefix(template: str) -> str:
+    parts = template.split("/")
+    return "/".join(parts[:4]) if template.startswith("/data/") else template
+
+
+def _compare(path: str, template: str) -> tuple[float, tuple[str, ...]]:
+    """How far `path` is from `template`, segment by segment (an edit distance), and the differences."""
+    got = path.split("/")[1:]
+    want = template.split("/")[1:]
+    rows, cols = len(got) + 1, len(want) + 1
+    cost = [[0.0] * cols for _ in range(rows)]
+    for i in range(rows):
+        cost[i][0] = float(i)
+    for j in range(cols):
+        cost[0][j] = float(j)
+    for i in range(1, rows):
+        for j in range(1, cols):
+            cost[i][j] = min(
+                cost[i - 1][j] + 1,
+                cost[i][j - 1] + 1,
+                cost[i - 1][j - 1] + _segment_cost(got[i - 1], want[j - 1]),
+            )
+    # Walk back: runs of edits become one difference each.
+    ops: list[tuple[str, str | None, str | None]] = []
+    i, j = len(got), len(want)
+    while i or j:
+        if i and j and cost[i][j] == cost[i - 1][j - 1] + _segment_cost(got[i - 1], want[j - 1]):
+            ops.append(
+                ("same" if _segment_cost(got[i - 1], want[j - 1]) == 0 else "swap", got[i - 1], want[j - 1])
+            )
+            i, j = i - 1, j - 1
+        elif i and cost[i][j] == cost[i - 1][j] + 1:
+            ops.append(("extra", got[i - 1], None))
+            i -= 1
+        else:
+            ops.append(("missing", None, want[j - 1]))
+            j -= 1
+    ops.reverse()
+    return cost[-1][-1], tuple(_describe(ops))
+
+
+def _segment_cost(got: str, want: str) -> float:
+    if got == want or (want.startswith("{") and got):
+        return 0.0
+    if got.lower() == want.lower():
+        return 0.25
+    if not want.startswith("{") and difflib.SequenceMatcher(None, got.lower(), want.lower()).ratio() >= 0.75:
+        return 0.5
+    return 1.0
+
+
+def _describe(ops: list[tuple[str, str | None, str | None]]) -> list[str]:
+    differences: list[str] = []
+    run: list[tuple[str, str | None, str | None]] = []
+    before: list[str] = []
+
+    def flush() -> None:
+        if not run:
+            return
+        got = "/".join(g for _, g, _ in run if g is not None)
+        want = "/".join(w for _, _, w in run if w is not None)
+        at = "/" + "/".join(before)
+        if not want and got == "" and len(run) == 1:
+            differences.append("trailing slash: the route has none")
+        elif not got and want == "" and len(run) == 1:
+            differences.append("the route ends with a slash")
+        elif not want:
+            differences.append(f"extra segment(s) '{got}' after '{at}'")
+        elif not got:
+            differences.append(f"missing segment(s) '{want}' after '{at}'")
+        elif got.lower() == want.lower():
+            differences.append(f"'{got}' should be '{want}' (paths are case-sensitive)")
+        else:
+            differences.append(f"'{got}' should be '{want}' (after '{at}')")
+        run.clear()
+
+    for op in ops:
+        if op[0] == "same":
+            flush()
+            before.append(op[2] or "")
+        else:
+            run.append(op)
+    flush()
+    return differences
+
+
+# -- the gateway --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a hint may look at: the request as the client sent it."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]  # case-insensitive lookups (aiohttp's CIMultiDictProxy)
+    query: Mapping[str, str]
+    content_type: str
+    route: str | None  # "GET /template" of the matched route; None when none matched
+
+
+_HEADER_FIX = {
+    "authorization": f"send 'Authorization: Bearer <token>' ({TOKEN_HINT})",
+    "x-api-key": "send your API client id as x-api-key",
+    "x-gw-ims-org-id": "send your IMS org id (...@AdobeOrg) as x-gw-ims-org-id",
+}
+
+
+def gateway_miss(
+    request: Request, rule: GatewayRule | None, *, strict: bool, minted_client: str | None = None
+) -> NearMiss:
+    """The gateway refused the request (`rule`; None for its content-type rule): which header is
+    missing or malformed, and what to send instead."""
+    headers = request.headers
+    if rule is MISSING_TOKEN:
+        difference = "header Authorization is missing: " + _HEADER_FIX["authorization"]
+        difference += _similar_headers("authorization", headers)
+    elif rule is INVALID_TOKEN:
+        scheme, _, token = headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            difference = f"Authorization must be 'Bearer <token>', got scheme '{scheme[:40]}'"
+        elif not token.strip():
+            difference = "Authorization has no token after 'Bearer'"
+        else:
+            difference = (
+                "the token is not one this emulator's IMS minted, or it has expired on the emulator clock "
+                f"(--auth strict: use {TOKEN_HINT})"
+            )
+    elif rule is MISSING_API_KEY:
+        difference = "header x-api-key is missing or empty: " + _HEADER_FIX["x-api-key"]
+        difference += _similar_headers("x-api-key", headers)
+    elif rule is INVALID_API_KEY:
+        difference = (
+            f"x-api-key '{headers.get('x-api-key', '')[:80]}' is not the client id the token was minted for"
+            + (f" ('{minted_client}')" if minted_client else "")
+        )
+    elif rule is MISSING_ORG:
+        difference = "header x-gw-ims-org-id is missing or empty: " + _HEADER_FIX["x-gw-ims-org-id"]
+        difference += _similar_headers("x-gw-ims-org-id", headers)
+    elif rule is ORG_NOT_ENTITLED:
+        org = headers.get("x-gw-ims-org-id", "")[:80]
+        difference = f"org '{org}' is not one the token's client may use (--credentials)"
+    else:  # the content-type rule
+        sent = headers.get("Content-Type")
+        difference = f"{request.method} needs 'Content-Type: application/json', got " + (
+            f"'{sent[:80]}'" if sent else "no Content-Type"
+        )
+    route = request.route or f"{request.method} {request.path}"
+    return _miss("gateway", f"{route}: {difference}", (Closest(route, (difference,)),))
+
+
+def _similar_headers(wanted: str, headers: Mapping[str, str]) -> str:
+    names = sorted({name.lower() for name in headers})
+    similar = difflib.get_close_matches(wanted, names, n=2, cutoff=0.6)
+    similar += [n for n in names if n not in similar and _squashed(n) == _squashed(wanted)]
+    if not similar:
+        return ""
+    return f" (you sent {', '.join(repr(n) for n in similar)}: did you mean {wanted}?)"
+
+
+def _squashed(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "").removeprefix("x")
+
+
+# -- validation and query parameters -------------------------------------------------------------------
+
+
+def validation_miss(request: Request, detail: str, violation: SchemaViolation | None) -> NearMiss:
+    """The request reached its route and was refused as invalid (body or query)."""
+    differences: list[str] = []
+    if violation is not None:
+        differences.append(f"{violation.json_path}: {violation.message} (rule: {violation.rule})")
+        differences.extend(_did_you_mean(violation))
+    else:
+        differences.append(detail)
+    differences.extend(unknown_query_differences(request))
+    route = request.route or f"{request.method} {request.path}"
+    return _miss("validation", f"{route}: {'; '.join(differences)}", (Closest(route, tuple(differences)),))
+
+
+def _did_you_mean(violation: SchemaViolation) -> list[str]:
+    found: list[str] = []
+    if violation.rule == "required":
+        for missing in violation.missing:
+            close = _close(missing, [k for k in violation.present if k not in violation.known])
+            if close:
+                found.append(f"you sent '{close}': did you mean '{missing}'?")
+    elif violation.rule == "additionalProperties":
+        for extra in violation.unexpected:
+            close = _close(extra, violation.known)
+            if close:
+                found.append(f"'{extra}' is not a field here: did you mean '{close}'?")
+    return found
+
+
+def _close(word: str, candidates: Iterable[str]) -> str | None:
+    pool = list(candidates)
+    for candidate in pool:
+        if candidate.lower() == word.lower():
+            return candidate
+    matches = difflib.get_close_matches(word, pool, n=1, cutoff=0.75)
+    return matches[0] if matches else None
+
+
+def unknown_query_differences(request: Request) -> list[str]:
+    if not request.query or request.route is None:
+        return []
+    known = query_parameters().get(request.route)
+    if known is None:
+        return []
+    differences = []
+    for name in dict.fromkeys(request.query):
+        if name in known:
+            continue
+        close = _close(name, known)
+        suggestion = (
+            f": did you mean '{close}'?" if close else f" (it reads: {', '.join(sorted(known)) or 'none'})"
+        )
+        differences.append(
+            f"query parameter '{name}' is not read by this operation and was ignored{suggestion}"
+        )
+    return differences
+
+
+def served_miss(request: Request) -> NearMiss | None:
+    """A request that was served, but with a query parameter its operation ignores or a sandbox header
+    that is not `x-sandbox-name` (so the sandbox was `prod`): None when neither."""
+    differences = unknown_query_differences(request)
+    if SANDBOX_HEADER not in request.headers:
+        lookalikes = sorted({n.lower() for n in request.headers if "sandbox" in n.lower()})
+        if lookalikes:
+            differences.append(
+                f"header {', '.join(repr(n) for n in lookalikes)} is not read: the sandbox is named by "
+                f"{SANDBOX_HEADER} (absent, so 'prod' was used)"
+            )
+    if not differences:
+        return None
+    route = request.route or f"{request.method} {request.path}"
+    kind = "query" if request.query and differences[0].startswith("query") else "header"
+    return _miss(kind, f"{route}: {'; '.join(differences)}", (Closest(route, tuple(differences)),))
+
+
+@cache
+def query_parameters() -> dict[str, frozenset[str]]:
+    """Each operation's query parameters ("GET /path" -> names), from the OpenAPI route metadata: an
+    operation's list is what its handler reads."""
+    from emulator.openapi import load_metadata
+
+    metadata = load_metadata()
+    parameters: Mapping[str, Any] = metadata["parameters"]
+    tags: Mapping[str, Any] = metadata["tags"]
+    known: dict[str, frozenset[str]] = {}
+    for key, operation in metadata["operations"].items():
+        names = [*tags.get(operation.get("tag"), {}).get("parameters", []), *operation.get("parameters", [])]
+        known[key] = frozenset(
+            parameters[name]["name"] for name in names if parameters[name].get("in") == "query"
+        )
+    return known
