@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from itertools import chain
 from time import perf_counter
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -202,11 +203,11 @@ def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGro
             if isinstance(exc, InjectedFault):
                 fault = f"respond {exc.status}"
             else:
-                miss = nearmiss.refused(request, exc, backend, routes)
+                miss = _near_miss(nearmiss.refused, request, exc, backend, routes)
         else:
             # Served; but a query parameter nobody reads, or a misspelt sandbox header, is a near miss too.
             if request.query_string or (group.gateway and SANDBOX_HEADER not in request.headers):
-                miss = nearmiss.served(request)
+                miss = _near_miss(nearmiss.served, request)
         if miss is not None and not response.prepared:
             response.headers[HINT_HEADER] = miss.hint
         duration_ms = (perf_counter() - started) * 1000
@@ -253,6 +254,15 @@ def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGro
         return response
 
     return middleware
+
+
+def _near_miss(diagnose: Callable[..., NearMiss | None], *args: Any) -> NearMiss | None:
+    """A near-miss report; never an error of its own (the request's answer stands without a hint)."""
+    try:
+        return diagnose(*args)
+    except Exception:
+        log.exception("could not explain a near miss")
+        return None
 
 
 def _log(

@@ -44,7 +44,15 @@ def entry_json(entry: JournalEntry, origin: str) -> dict[str, Any]:
         "request": _request(entry, origin),
         "response": _response(entry),
         "cache": {},
-        "timings": {"blocked": -1, "dns": -1, "connect": -1, "send": 0, "wait": duration, "receive": 0, "ssl": -1},
+        "timings": {
+            "blocked": -1,
+            "dns": -1,
+            "connect": -1,
+            "send": 0,
+            "wait": duration,
+            "receive": 0,
+            "ssl": -1,
+        },
         "_emulator": {
             "id": entry.id,
             "time": entry.time,
@@ -96,7 +104,9 @@ def _response(entry: JournalEntry) -> dict[str, Any]:
     elif entry.response_body is not None and mime.startswith(TEXT_TYPES):
         content["text"] = entry.response_text()
         if entry.response_size > len(entry.response_body):
-            content["comment"] = f"the journal keeps the first {MAX_RESPONSE_BODY_BYTES} bytes of a response body"
+            content["comment"] = (
+                f"the journal keeps the first {MAX_RESPONSE_BODY_BYTES} bytes of a response body"
+            )
     elif entry.response_size:
         content["comment"] = "binary or streamed body: not kept by the journal"
     try:
@@ -121,4 +131,6 @@ def _headers(headers: Mapping[str, str]) -> list[dict[str, str]]:
 
 
 def _iso(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )

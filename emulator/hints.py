@@ -32,7 +32,19 @@ MAX_HINT_CHARS = 600  # the header line; the journal keeps the full report
 MAX_CLOSEST = 3
 # A route is "close" when aligning its segments with the request's costs at most this much (each segment
 # added, dropped or replaced costs 1, a segment differing only in case or spelling less).
-MAX_ROUTE_COST = 2.0
+MAX_ROUTE_COST = 1.5
+# AEP's service roots, longest first: a path under one root whose rest is a route's rest under another is
+# the classic mix-up (`/data/core/ups/export/batches/...` for `/data/foundation/export/batches/...`).
+SERVICE_ROOTS = (
+    "/data/foundation/catalog",
+    "/data/foundation/export",
+    "/data/core/ups/export",
+    "/data/foundation",
+    "/data/core/ups",
+    "/data/core",
+    "/ims",
+)
+ROOT_SWAP_COST = 0.5
 SANDBOX_HEADER = "x-sandbox-name"
 TOKEN_HINT = "a token from POST /ims/token/v3"
 
@@ -79,14 +91,17 @@ def route_miss(method: str, path: str, routes: Iterable[Route], allowed: Sequenc
     the closest routes, ranked, and what differs from each. A route for another method counts as one
     difference more than the same path for this one."""
     ranked = []
+    literals = frozenset(s for _, template in routes for s in template.split("/") if s and s[0] != "{")
     for route_method, template in routes:
-        cost, differences = _compare(path, template)
+        cost, differences = _closest_form(path, template, literals)
         if route_method != method:
             cost += 1.0
             differences = (f"method {method} should be {route_method}", *differences)
         ranked.append((cost, route_method != method, route_method, template, differences))
     ranked.sort(key=lambda item: (item[0], item[1]))
-    close = [item for item in ranked if item[0] <= MAX_ROUTE_COST][:MAX_CLOSEST]
+    # The best, and those nearly as close (a much worse second guess only adds noise to the line).
+    cutoff = min(MAX_ROUTE_COST, ranked[0][0] + 0.4) if ranked else 0.0
+    close = [item for item in ranked if item[0] <= cutoff][:MAX_CLOSEST]
     if allowed:
         head = f"{method} is not served at {path} (it serves {', '.join(allowed)})"
     else:
@@ -104,10 +119,34 @@ def _service_prefix(template: str) -> str:
     return "/".join(parts[:4]) if template.startswith("/data/") else template
 
 
-def _compare(path: str, template: str) -> tuple[float, tuple[str, ...]]:
-    """How far `path` is from `template`, segment by segment (an edit distance), and the differences."""
+def _root(path: str) -> str | None:
+    return next((r for r in SERVICE_ROOTS if path == r or path.startswith(r + "/")), None)
+
+
+def _closest_form(path: str, template: str, literals: frozenset[str]) -> tuple[float, tuple[str, ...]]:
+    """`_compare`, or the comparison of what follows each one's service root when the roots differ."""
+    cost, differences = _compare(path, template, literals)
+    got_root, want_root = _root(path), _root(template)
+    if got_root is not None and want_root is not None and got_root != want_root:
+        tail_cost, tail = _compare(path[len(got_root) :] or "/", template[len(want_root) :] or "/", literals)
+        if tail_cost + ROOT_SWAP_COST < cost:
+            swap = f"'{got_root}' should be '{want_root}'"
+            return tail_cost + ROOT_SWAP_COST, (swap, *tail)
+    return cost, differences
+
+
+def _compare(
+    path: str, template: str, literals: frozenset[str] = frozenset()
+) -> tuple[float, tuple[str, ...]]:
+    """How far `path` is from `template`, segment by segment (an edit distance), and the differences. A
+    path parameter matches any segment, but a word some route spells out (`jobs`) only at a cost."""
     got = path.split("/")[1:]
     want = template.split("/")[1:]
+
+    def _segment_cost(got: str, want: str) -> float:
+        cost = _word_cost(got, want)
+        return 0.5 if cost == 0 and want.startswith("{") and got in literals else cost
+
     rows, cols = len(got) + 1, len(want) + 1
     cost = [[0.0] * cols for _ in range(rows)]
     for i in range(rows):
@@ -140,7 +179,7 @@ def _compare(path: str, template: str) -> tuple[float, tuple[str, ...]]:
     return cost[-1][-1], tuple(_describe(ops))
 
 
-def _segment_cost(got: str, want: str) -> float:
+def _word_cost(got: str, want: str) -> float:
     if got == want or (want.startswith("{") and got):
         return 0.0
     if got.lower() == want.lower():
@@ -173,6 +212,7 @@ def _describe(ops: list[tuple[str, str | None, str | None]]) -> list[str]:
             differences.append(f"'{got}' should be '{want}' (paths are case-sensitive)")
         else:
             differences.append(f"'{got}' should be '{want}' (after '{at}')")
+        before.extend(w for _, _, w in run if w is not None)
         run.clear()
 
     for op in ops:

@@ -16,7 +16,6 @@ import orjson
 
 from emulator.jsonio import dumps
 
-LOG_FORMATS = ("text", "json")
 REQUESTS = logging.getLogger("emulator.requests")
 # The fields of a request's line, in the order the text format shows them.
 FIELDS = (

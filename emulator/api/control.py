@@ -155,9 +155,8 @@ async def requests_har(request: web.Request) -> web.Response:
         page = backend_of(request).journal.page(request.query, start, limit)
     except journal.FilterError as exc:
         raise BadRequest(str(exc)) from None
-    comment = (
-        f"journal entries {start} to {start + len(page.entries)} of {page.matching} matching"
-        + (f"; the next page starts at start={page.next}" if page.next is not None else "")
+    comment = f"journal entries {start} to {start + len(page.entries)} of {page.matching} matching" + (
+        f"; the next page starts at start={page.next}" if page.next is not None else ""
     )
     document = har.document(page.entries, f"{request.scheme}://{request.host}", comment)
     return web.Response(body=dumps(document), content_type=JSON)

@@ -93,7 +93,10 @@ async def test_refused_requests_are_journaled_with_their_status(client: TestClie
         ("?path=/data/foundation/catalog/dataSet?", [("POST", "/data/foundation/catalog/dataSets")]),
         ("?path=/nowhere", []),
         ("?status=200", [("POST", JOBS), ("GET", "job"), ("GET", JOBS)]),
-        ("?status=2xx", [("POST", "/data/foundation/catalog/dataSets"), ("POST", JOBS), ("GET", "job"), ("GET", JOBS)]),
+        (
+            "?status=2xx",
+            [("POST", "/data/foundation/catalog/dataSets"), ("POST", JOBS), ("GET", "job"), ("GET", JOBS)],
+        ),
         ("?status=201", [("POST", "/data/foundation/catalog/dataSets")]),
         ("?status=4xx", []),
         (f"?since={START_MS + 1000}", [("GET", "job"), ("GET", JOBS)]),
