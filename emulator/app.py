@@ -67,7 +67,15 @@ CONTROL = CONTROL_PREFIX
 # The one route table, grouped by service: a group says how its errors look and whether AEP's gateway
 # checks its requests. A path no route matches falls in the first group whose prefix it starts with.
 ROUTE_GROUPS: tuple[RouteGroup, ...] = (
-    RouteGroup("/ims/", Envelope.PROBLEM, gateway=False, routes=(("POST", "/ims/token/v3", ims.token),)),
+    RouteGroup(
+        "/ims/",
+        Envelope.OAUTH,
+        gateway=False,
+        routes=(
+            ("POST", "/ims/token/v3", ims.token),
+            ("POST", "/ims/token/v2", ims.token),  # Adobe's IMS Postman collection mints tokens here
+        ),
+    ),
     RouteGroup(
         f"{CATALOG}/",
         Envelope.PROBLEM,
@@ -75,9 +83,10 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
         routes=(
             ("POST", f"{CATALOG}/dataSets", catalog.create_dataset),
             ("GET", f"{CATALOG}/dataSets", catalog.list_datasets),
-            ("GET", f"{CATALOG}/dataSets/{{dataset_id}}", catalog.get_dataset),
+            ("GET", f"{CATALOG}/dataSets/{{dataset_id}}", catalog.get_datasets),
             ("GET", f"{CATALOG}/batches", catalog.list_batches),
-            ("GET", f"{CATALOG}/batches/{{batch_id}}", catalog.get_batch),
+            ("GET", f"{CATALOG}/batches/", catalog.list_batches),  # as the Data Access tutorial prints it
+            ("GET", f"{CATALOG}/batches/{{batch_id}}", catalog.get_batches),
         ),
     ),
     RouteGroup(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,9 @@ class Backend:
         self.scenarios = ScenarioRegistry(
             startup_scenarios(options.scenario_paths, notice or _log.warning), options.default_scenario
         )
-        self.catalog = Catalog(self.store, self.clock, options.seed, TenantBudget(options.max_tenant_bytes))
+        self.catalog = Catalog(
+            self.store, self.clock, options.seed, TenantBudget(options.max_tenant_bytes), measures=self
+        )
         self.jobs = ExportJobs(
             self.store,
             self.clock,
@@ -108,6 +110,21 @@ class Backend:
         if batch_status(batch) != "success":
             return None
         return self.exports.record_count(batch)
+
+    # -- what Catalog shows of a batch once its export wrote data (catalog.BatchMeasures) -----------
+
+    async def prepare(self, batches: Sequence[Batch], *, size: bool) -> None:
+        """Count these batches' records (and with `size`, measure their files) off the event loop."""
+        await self.prepare_record_counts(batches)
+        if size:
+            for batch in batches:
+                await self.exports.measure(batch)
+
+    def batch_size(self, batch: Batch) -> int | None:
+        """Bytes of a `success` batch's files, once `prepare(..., size=True)` measured them."""
+        if batch_status(batch) != "success":
+            return None
+        return self.exports.size(batch)
 
     def reset(self, tenant: Tenant | None = None) -> None:
         """Everything back to startup state, or one tenant's objects only."""

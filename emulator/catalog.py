@@ -1,17 +1,25 @@
-"""Catalog Service domain: datasets and the batches export jobs write into them."""
+"""Catalog Service domain: datasets and the batches export jobs write into them; listing, lookup of one or
+several objects, as Catalog's docs describe them (the query language is emulator/catalog_query.py)."""
 
 from __future__ import annotations
 
 import random
-import re
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from emulator.budget import TenantBudget
+from emulator.catalog_query import MAX_LIMIT, CatalogQuery, Item, parse, parse_properties, project
+from emulator.catalog_views import (
+    BATCHES,
+    DATASETS,
+    MEASURED,
+    batch_json,
+    batch_status,
+    dataset_json,
+)
 from emulator.clock import Clock
 from emulator.errors import BadRequest, NotFound
-from emulator.lifecycle import CANCELLED, FAILED, SUCCEEDED
-from emulator.params import int_param, optional_int
+from emulator.lifecycle import FAILED
 from emulator.store import (
     Batch,
     Dataset,
@@ -24,20 +32,45 @@ from emulator.store import (
     dataset_state,
 )
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 100
-_ORDER_BY = re.compile(r"^(?:(asc|desc):)?([A-Za-z]+)$")
+__all__ = ["BatchMeasures", "Catalog", "batch_status", "is_visible"]
 
-# Catalog's lowercase batch status for each export-job status.
-BATCH_STATUS = {SUCCEEDED: "success", FAILED: "failed", CANCELLED: "aborted"}
+
+class BatchMeasures(Protocol):
+    """What a batch shows once its export has written data: counted by the export service."""
+
+    async def prepare(self, batches: Sequence[Batch], *, size: bool) -> None:
+        """Count (and with `size`, measure the files of) these batches, so the calls below answer at once."""
+
+    def record_count(self, batch: Batch) -> int | None: ...
+
+    def batch_size(self, batch: Batch) -> int | None: ...
+
+
+class _Unmeasured:
+    async def prepare(self, batches: Sequence[Batch], *, size: bool) -> None:
+        return None
+
+    def record_count(self, batch: Batch) -> int | None:
+        return None
+
+    def batch_size(self, batch: Batch) -> int | None:
+        return None
 
 
 class Catalog:
-    def __init__(self, store: Store, clock: Clock, seed: int, budget: TenantBudget | None = None):
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        seed: int,
+        budget: TenantBudget | None = None,
+        measures: BatchMeasures | None = None,
+    ):
         self.store = store
         self.clock = clock
         self.budget = budget or TenantBudget()
         self._seed = seed
+        self.measures: BatchMeasures = measures or _Unmeasured()
         self.reset_ids()
 
     def reset_ids(self) -> None:
@@ -61,12 +94,27 @@ class Catalog:
             raise NotFound(f"DataSet '{dataset_id}' not found.")
         return dataset
 
-    def datasets(self, tenant: Tenant, query: Mapping[str, str]) -> list[Dataset]:
+    def list_datasets(
+        self, tenant: Tenant, params: Mapping[str, str], property_values: Sequence[str] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """GET /dataSets: one page of the tenant's datasets, filtered, ordered and projected."""
+        query = parse(params, DATASETS, property_values)
         state = self.store.tenants.get(tenant)
         found: Iterable[Dataset] = state.datasets.values() if state else ()
-        if "name" in query:
-            found = [d for d in found if d.body.get("name") == query["name"]]
-        return _page(found, query, DATASET_ORDER)
+        return _shown(query, query.select((d.id, dataset_json(d)) for d in found))
+
+    def lookup_datasets(
+        self, tenant: Tenant, ids: str, params: Mapping[str, str]
+    ) -> dict[str, dict[str, Any]]:
+        """GET /dataSets/{id} and /dataSets/{id1},{id2}: each of the tenant's datasets among the ids."""
+        properties = _lookup_properties(params, "dataSets")
+        state = self.store.tenants.get(tenant)
+        known = state.datasets if state else {}
+        wanted = _ids(ids)
+        found = {i: project(dataset_json(known[i]), properties) for i in wanted if i in known}
+        if not found:
+            raise NotFound(_not_found("DataSet", wanted))
+        return found
 
     # -- batches --------------------------------------------------------------------------------
 
@@ -82,23 +130,51 @@ class Catalog:
             raise NotFound(f"Batch '{batch_id}' not found.")
         return batch
 
-    def batches(self, tenant: Tenant, query: Mapping[str, str]) -> list[Batch]:
+    def _visible_batches(self, tenant: Tenant) -> list[Batch]:
         state = self.store.tenants.get(tenant)
         candidates = list(state.batches.values()) if state else []
+        now = self.clock.now_ms()
         for batch in candidates:
-            batch.job.refresh(self.clock.now_ms())
-        found = [b for b in candidates if is_visible(b)]
-        if "dataSet" in query:
-            found = [b for b in found if b.dataset_id == query["dataSet"]]
-        if "status" in query:
-            found = [b for b in found if batch_status(b) == query["status"]]
-        after = optional_int(query, "createdAfter")
-        before = optional_int(query, "createdBefore")
-        if after is not None:
-            found = [b for b in found if b.job.progress.created_ms > after]
-        if before is not None:
-            found = [b for b in found if b.job.progress.created_ms < before]
-        return _page(found, query, BATCH_ORDER)
+            batch.job.refresh(now)
+        return [b for b in candidates if is_visible(b)]
+
+    async def list_batches(
+        self, tenant: Tenant, params: Mapping[str, str], property_values: Sequence[str] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """GET /batches: one page of the tenant's batches, filtered, ordered and projected."""
+        query = parse(params, BATCHES, property_values)
+        batches = self._visible_batches(tenant)
+        with_size = query.refers_to({"size"})
+        if query.refers_to(MEASURED - set(query.properties or ())) or with_size:
+            # The filters or the order need what the exports wrote: measure every candidate.
+            await self.measures.prepare(batches, size=with_size)
+            return _shown(query, query.select((b.id, self._batch_view(b, with_size)) for b in batches))
+        page = query.select((b.id, batch_json(b, None)) for b in batches)
+        by_id = {b.id: b for b in batches}
+        shown = [by_id[object_id] for object_id, _ in page]
+        await self.measures.prepare(shown, size=False)
+        return {b.id: query.show(self._batch_view(b, False)) for b in shown}
+
+    async def lookup_batches(
+        self, tenant: Tenant, ids: str, params: Mapping[str, str]
+    ) -> dict[str, dict[str, Any]]:
+        """GET /batches/{id} and /batches/{id1},{id2}: each of the tenant's batches among the ids."""
+        properties = _lookup_properties(params, "batches", ("aggregate",))
+        aggregate = params.get("aggregate")
+        if aggregate is not None and aggregate.lower() not in ("true", "false"):
+            raise BadRequest(f"Query parameter 'aggregate' must be true or false, got '{aggregate}'")
+        wanted = _ids(ids)
+        visible = {b.id: b for b in self._visible_batches(tenant)}
+        found = [visible[i] for i in wanted if i in visible]
+        if not found:
+            raise NotFound(_not_found("Batch", wanted))
+        with_size = properties is not None and "size" in properties
+        await self.measures.prepare(found, size=with_size)
+        return {b.id: project(self._batch_view(b, with_size), properties) for b in found}
+
+    def _batch_view(self, batch: Batch, with_size: bool) -> dict[str, Any]:
+        size = self.measures.batch_size(batch) if with_size else None
+        return batch_json(batch, self.measures.record_count(batch), size)
 
     # -- state file (emulator/persistence.py) ---------------------------------------------------
 
@@ -153,127 +229,39 @@ class Catalog:
         return commit
 
 
-def batch_status(batch: Batch) -> str:
-    return BATCH_STATUS.get(batch.job.progress.status, "processing")
-
-
 def is_visible(batch: Batch) -> bool:
     """A failed export leaves a failed batch unless its scenario says it leaves none."""
     return batch.job.progress.status != FAILED or batch.job.scenario.failed_batches
 
 
-def select_properties(obj: dict[str, Any], query: Mapping[str, str]) -> dict[str, Any]:
-    """Catalog's `properties=a,b`: only those top-level fields."""
-    if not query.get("properties"):
-        return obj
-    wanted = {p.strip() for p in query["properties"].split(",") if p.strip()}
-    return {k: v for k, v in obj.items() if k in wanted}
+def _shown(query: CatalogQuery, page: list[Item]) -> dict[str, dict[str, Any]]:
+    return {object_id: query.show(view) for object_id, view in page}
 
 
-# `orderBy=[asc:|desc:]<field>`: the sort key of each field (ties keep creation order).
-DATASET_ORDER: dict[str, Callable[[Dataset], Any]] = {
-    "created": lambda d: d.created_ms,
-    "updated": lambda d: d.created_ms,
-    "name": lambda d: d.body.get("name", ""),
-    "id": lambda d: d.id,
-}
-BATCH_ORDER: dict[str, Callable[[Batch], Any]] = {
-    "created": lambda b: b.job.progress.created_ms,
-    "updated": lambda b: b.job.progress.updated_ms,
-    "id": lambda b: b.id,
-}
+def _ids(raw: str) -> list[str]:
+    """`id1,id2,...` (look-up-multiple-objects.md): distinct, in ascending order as the page shows them."""
+    ids = raw.split(",")
+    if any(not i.strip() for i in ids):
+        raise BadRequest(f"Invalid id list '{raw}': ids are separated by single commas")
+    if len(ids) > MAX_LIMIT:
+        raise BadRequest(f"At most {MAX_LIMIT} ids can be looked up at once, got {len(ids)}")
+    return sorted({i.strip() for i in ids})
 
 
-def _page(
-    items: Iterable[Any], query: Mapping[str, str], keys: Mapping[str, Callable[[Any], Any]]
-) -> list[Any]:
-    limit = min(int_param(query, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
-    start = int_param(query, "start", 0)
-    ordered = list(items)
-    order_by = query.get("orderBy") or query.get("sort")
-    if order_by:
-        match = _ORDER_BY.fullmatch(order_by)
-        if not match or match.group(2) not in keys:
-            raise BadRequest(f"Invalid orderBy '{order_by}': use [asc:|desc:]{'|'.join(keys)}")
-        ordered.sort(key=keys[match.group(2)], reverse=match.group(1) == "desc")
-    return ordered[start : start + limit]
+def _not_found(kind: str, ids: list[str]) -> str:
+    if len(ids) == 1:
+        return f"{kind} '{ids[0]}' not found."
+    return f"None of the {kind}s {', '.join(repr(i) for i in ids)} was found."
 
 
-def dataset_json(dataset: Dataset) -> dict[str, Any]:
-    """A dataset as Catalog shows it (the value under its id)."""
-    body = dataset.body
-    user = f"{dataset.client_id}@AdobeID"
-    tags = dict(body.get("tags", {}))
-    # AEP's Query Service registers every dataset as a table; clients (aepp) look for it.
-    tags.setdefault("adobe/pqs/table", [_table_name(body.get("name", dataset.id))])
-    shown: dict[str, Any] = {
-        "name": body.get("name", ""),
-        "description": body.get("description", ""),
-        "imsOrg": dataset.tenant.org,
-        "sandboxName": dataset.tenant.sandbox,
-        "version": "1.0.0",
-        "created": dataset.created_ms,
-        "updated": dataset.created_ms,
-        "createdClient": dataset.client_id,
-        "createdUser": user,
-        "updatedUser": user,
-        "viewId": dataset.id,
-        "files": f"@/dataSetFiles?dataSetId={dataset.id}",
-        "tags": tags,
-        "classification": {"dataBehavior": "record", "managedBy": "CUSTOMER"},
-        "schemaRef": body.get("schemaRef", {}),
-        "fileDescription": body.get("fileDescription", {"persisted": True, "format": "parquet"}),
-        "enableErrorDiagnostics": body.get("enableErrorDiagnostics", False),
-        "observableSchema": body.get("observableSchema", {}),
-    }
-    for optional in ("basePath", "dataSourceId", "aspect", "schema"):
-        if optional in body:
-            shown[optional] = body[optional]
-    return shown
-
-
-def batch_json(batch: Batch, record_count: int | None) -> dict[str, Any]:
-    """A batch as Catalog shows it; `record_count` once the export has written it."""
-    progress = batch.job.progress
-    user = f"{batch.client_id}@AdobeID"
-    status = batch_status(batch)
-    shown: dict[str, Any] = {
-        "imsOrg": batch.tenant.org,
-        "status": status,
-        "created": progress.created_ms,
-        "updated": progress.updated_ms,
-        "createdClient": batch.client_id,
-        "createdUser": user,
-        "updatedUser": user,
-        "started": progress.created_ms,
-        "externalId": str(batch.job.id),
-        "version": "1.0.0",
-        "replay": {},
-        "relatedObjects": [{"type": "dataSet", "id": batch.dataset_id}],
-        "inputFormat": {"format": "parquet"},
-        "tags": {"aep-emulator/exportJobId": [str(batch.job.id)]},
-        "errors": [],
-    }
-    if batch.segment is not None:
-        shown["tags"]["aep-emulator/segmentId"] = [batch.segment["segmentId"]]
-    if progress.is_terminal:
-        shown["completed"] = progress.updated_ms
-    if status == "failed":
-        shown["errors"] = [
-            {"code": error.code, "description": error.msg, "rows": []} for error in progress.errors
-        ]
-    if record_count is not None:
-        shown["recordCount"] = record_count
-        shown["failedRecordCount"] = 0
-        shown["metrics"] = {
-            "recordsRead": record_count,
-            "recordsWritten": record_count,
-            "recordsFailed": 0,
-            "startTime": progress.created_ms,
-            "endTime": progress.updated_ms,
-        }
-    return shown
-
-
-def _table_name(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "dataset"
+def _lookup_properties(
+    params: Mapping[str, str], kind: str, accepted: tuple[str, ...] = ()
+) -> frozenset[str] | None:
+    """A lookup takes `properties` only (catalog.yaml retrieveDataset / retrieveBatch)."""
+    for name in params:
+        if name != "properties" and name not in accepted:
+            allowed = ", ".join(("properties", *accepted))
+            raise BadRequest(
+                f"Query parameter '{name}' is not accepted when looking up {kind} by id (use {allowed})"
+            )
+    return parse_properties(params)

@@ -2,8 +2,8 @@
 
 Domain code raises `ApiError` subclasses that know nothing of HTTP framing; `render_error` writes them in
 the envelope of the route group the request fell in (declared with the routes, in app.py): UPS for the
-Profile services, the problem shape elsewhere. The gateway's refusals and IMS's OAuth errors have shapes
-of their own wherever they happen.
+Profile services, OAuth 2.0 for IMS, the problem shape elsewhere. The gateway's refusals have a shape of
+their own wherever they happen.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ class Envelope(Enum):
 
     UPS = "ups"  # Unified Profile Service: {"type", "title", "status", "requestId", "errors"}
     PROBLEM = "problem"  # Catalog, Data Access: {"type", "status", "title", "detail"}
+    OAUTH = "oauth"  # IMS: {"error", "error_description"} (RFC 6749 section 5.2)
 
 
 class ApiError(Exception):
@@ -186,6 +187,16 @@ class OAuthError(ApiError):
         self.error = error
 
 
+def _oauth_code(status: int) -> str:
+    """RFC 6749's codes: `server_error` and `temporarily_unavailable` (section 4.1.2.1) for the service's
+    own trouble, `invalid_request` for any other refusal of the request."""
+    if status in (429, 503):
+        return "temporarily_unavailable"
+    if status >= 500:
+        return "server_error"
+    return "invalid_client" if status == 401 else "invalid_request"
+
+
 def render_error(exc: ApiError | GatewayError, envelope: Envelope, request_id: str) -> tuple[int, bytes]:
     """Status and JSON body for an error, in `envelope` (the route group's)."""
     body: Any
@@ -196,6 +207,8 @@ def render_error(exc: ApiError | GatewayError, envelope: Envelope, request_id: s
         return exc.status, dumps(exc.body)
     if isinstance(exc, OAuthError):  # IMS's own refusals, in the OAuth 2.0 shape (RFC 6749 section 5.2)
         body = {"error": exc.error, "error_description": exc.detail}
+    elif envelope is Envelope.OAUTH:  # anything else under /ims/: an unknown path, a method, a size
+        body = {"error": _oauth_code(exc.status), "error_description": exc.detail}
     elif envelope is Envelope.UPS and not isinstance(exc, InvalidContentType):
         code = f"UPAPI-{exc.ups_code}-{exc.status}"
         body = {

@@ -6,6 +6,7 @@ the gateway refuses never reaches a service, as on the real gateway.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from aiohttp import web
@@ -26,6 +27,10 @@ from emulator.options import DEFAULT_SANDBOX
 from emulator.store import Tenant
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_ADOBE_JSON = re.compile(r"application/vnd\.adobe\.[a-z0-9][a-z0-9.-]*\+json")
+# Parameters that may be repeated (their conditions are ANDed): Catalog's `property`, under Catalog only.
+REPEATABLE = frozenset({"property"})
+REPEATABLE_UNDER = "/data/foundation/catalog/"
 TENANT = web.RequestKey("aep_tenant", Tenant)
 CLIENT_ID = web.RequestKey("aep_client_id", str)
 
@@ -57,20 +62,35 @@ def admission(backend: Backend) -> Callable[[web.Request], Tenant]:
             raise GatewayError(MISSING_ORG)
         if minted is not None and not minted.allows(org):
             raise GatewayError(ORG_NOT_ENTITLED)
-        if request.method in BODY_METHODS and request.content_type != "application/json":
+        if request.method in BODY_METHODS and not is_json(request.content_type):
             raise InvalidContentType()
         sandbox = headers.get("x-sandbox-name") or DEFAULT_SANDBOX
         if not (api_key.isascii() and org.isascii() and sandbox.isascii()):
             _require_text(("x-api-key", api_key), ("x-gw-ims-org-id", org), ("x-sandbox-name", sandbox))
         if request.query and len(set(request.query)) != len(request.query):
-            # Services read one value per parameter: a repeated one is ambiguous, not first-wins.
-            repeated = sorted({key for key in request.query if len(request.query.getall(key)) > 1})
-            raise BadRequest(f"Query parameter '{repeated[0]}' is given more than once")
+            # Services read one value per parameter: a repeated one is ambiguous, not first-wins. Catalog's
+            # `property` is the exception: its repetitions are ANDed (filter-data.md).
+            repeated = sorted(
+                {
+                    key
+                    for key in request.query
+                    if len(request.query.getall(key)) > 1
+                    and not (key in REPEATABLE and request.path.startswith(REPEATABLE_UNDER))
+                }
+            )
+            if repeated:
+                raise BadRequest(f"Query parameter '{repeated[0]}' is given more than once")
         tenant = request[TENANT] = Tenant(org, sandbox)
         request[CLIENT_ID] = api_key
         return tenant
 
     return admit
+
+
+def is_json(content_type: str) -> bool:
+    """`application/json`, or one of Adobe's JSON media types (`application/vnd.adobe.xed+json`,
+    `application/vnd.adobe.xdm+json`, ...), which AEP's services read as JSON."""
+    return content_type == "application/json" or bool(_ADOBE_JSON.fullmatch(content_type))
 
 
 def _require_text(*headers: tuple[str, str]) -> None:

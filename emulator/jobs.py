@@ -9,6 +9,7 @@ from typing import Any
 
 from emulator import lifecycle
 from emulator.catalog import Catalog
+from emulator.catalog_views import export_format
 from emulator.clock import Clock
 from emulator.errors import BadRequest, Conflict, NotFound, TooManyRequests
 from emulator.exportlimits import check_export
@@ -84,6 +85,7 @@ class ExportJobs:
                 f"destination.datasetId: dataset '{dataset_id}' does not exist in "
                 f"org '{tenant.org}', sandbox '{tenant.sandbox}'"
             )
+        export_format(state.datasets[dataset_id])  # a 400 when the dataset's format cannot be written
         segments = normalized.get("filter", {}).get("segments", [])
         per_segment = normalized["destination"]["segmentPerBatch"]
         if per_segment and not segments:

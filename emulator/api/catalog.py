@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from emulator.api.common import backend_of, concern, json_response, read_json
-from emulator.catalog import batch_json, dataset_json, select_properties
+from emulator.api.common import backend_of, json_response, read_json
 from emulator.errors import BadRequest
 from emulator.gateway import CLIENT_ID, tenant_of
 
@@ -26,29 +25,26 @@ async def create_dataset(request: web.Request) -> web.Response:
 
 
 async def list_datasets(request: web.Request) -> web.Response:
-    datasets = backend_of(request).catalog.datasets(tenant_of(request), request.query)
-    return json_response({d.id: select_properties(dataset_json(d), request.query) for d in datasets})
+    query = request.query
+    catalog = backend_of(request).catalog
+    return json_response(catalog.list_datasets(tenant_of(request), query, query.getall("property", [])))
 
 
-async def get_dataset(request: web.Request) -> web.Response:
-    dataset = backend_of(request).catalog.dataset(tenant_of(request), request.match_info["dataset_id"])
-    return json_response({dataset.id: select_properties(dataset_json(dataset), request.query)})
+async def get_datasets(request: web.Request) -> web.Response:
+    """One dataset, or several: `/dataSets/{id1},{id2}` (look-up-multiple-objects.md)."""
+    catalog = backend_of(request).catalog
+    ids = request.match_info["dataset_id"]
+    return json_response(catalog.lookup_datasets(tenant_of(request), ids, request.query))
 
 
 async def list_batches(request: web.Request) -> web.Response:
-    backend = backend_of(request)
-    batches = backend.catalog.batches(tenant_of(request), request.query)
-    await backend.prepare_record_counts(batches)  # counted off the event loop
-    return json_response(
-        {b.id: select_properties(batch_json(b, backend.record_count(b)), request.query) for b in batches}
-    )
+    query = request.query
+    catalog = backend_of(request).catalog
+    return json_response(await catalog.list_batches(tenant_of(request), query, query.getall("property", [])))
 
 
-async def get_batch(request: web.Request) -> web.Response:
-    backend = backend_of(request)
-    batch = backend.catalog.batch(tenant_of(request), request.match_info["batch_id"])
-    concern(request, batch.job)
-    await backend.prepare_record_counts((batch,))  # counted off the event loop
-    return json_response(
-        {batch.id: select_properties(batch_json(batch, backend.record_count(batch)), request.query)}
-    )
+async def get_batches(request: web.Request) -> web.Response:
+    """One batch, or several: `/batches/{id1},{id2}` (look-up-multiple-objects.md)."""
+    catalog = backend_of(request).catalog
+    ids = request.match_info["batch_id"]
+    return json_response(await catalog.lookup_batches(tenant_of(request), ids, request.query))

@@ -25,16 +25,17 @@ PAGE_LIMIT = 100  # Data Access's default and maximum page size
 async def list_batch_files(request: web.Request) -> web.Response:
     backend = backend_of(request)
     tenant = tenant_of(request)
-    start = int_param(request.query, "start", 0)
-    limit = min(int_param(request.query, "limit", PAGE_LIMIT, minimum=1), PAGE_LIMIT)
+    start, limit = _page_params(request)
     batch_id = request.match_info["batch_id"]
     listed = await backend.exports.batch_files(tenant, batch_id, start, limit)
     batch, count = listed.batch, listed.count
     concern(request, batch.job)
     await backend.faults.apply(backend.jobs.job_fault(batch.job, "list_batch_files"))
     origin = _origin(request)
+    # Each entry's `size` is its file's bytes: a file not served yet is rendered (off the loop) to know it.
+    sizes = [(await backend.exports.meta(batch, f)).length for f in listed.page]
     body: dict[str, Any] = {
-        "data": [_dataset_file(origin, batch, f) for f in listed.page],
+        "data": [_dataset_file(origin, batch, f, size) for f, size in zip(listed.page, sizes, strict=True)],
         "_page": {"limit": limit, "count": count},
     }
     if start > 0 or count > limit or "limit" in request.query or "start" in request.query:
@@ -52,6 +53,7 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     backend = backend_of(request)
     tenant = tenant_of(request)
     exports = backend.exports
+    start, limit = _page_params(request)  # the listing's paging (checked with `path` too)
     batch, export_file = await exports.file(tenant, request.match_info["file_id"])
     concern(request, batch.job)
     path = request.query.get("path")
@@ -60,7 +62,7 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     if path is None:
         if request.method == "HEAD":
             raise BadRequest("Query parameter 'path' is required for HEAD")
-        return await _listing(request, batch, export_file)
+        return await _listing(request, batch, export_file, start, limit)
     if path != export_file.name:
         raise NotFound(f"File '{export_file.id}' has no path '{path}'.")
     # GET needs the bytes anyway (rendered once here, its length then known); HEAD only the length.
@@ -88,18 +90,24 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     return web.Response(status=206, body=memoryview(content)[first : last + 1], headers=headers)
 
 
-async def _listing(request: web.Request, batch: Batch, export_file: ExportFile) -> web.Response:
+async def _listing(
+    request: web.Request, batch: Batch, export_file: ExportFile, start: int, limit: int
+) -> web.Response:
+    """A file is one entry (its one part); `start` and `limit` page it like any listing, `_page.limit`
+    echoes the page size used."""
     length = (await backend_of(request).exports.meta(batch, export_file)).length
     href = f"{_origin(request)}{PREFIX}/files/{export_file.id}?path={quote(export_file.name)}"
-    return json_response(
-        {
-            "data": [{"name": export_file.name, "length": str(length), "_links": {"self": {"href": href}}}],
-            "_page": {"limit": PAGE_LIMIT, "count": 1},
-        }
-    )
+    entries = [{"name": export_file.name, "length": str(length), "_links": {"self": {"href": href}}}]
+    return json_response({"data": entries[start : start + limit], "_page": {"limit": limit, "count": 1}})
 
 
-def _dataset_file(origin: str, batch: Batch, export_file: ExportFile) -> dict[str, Any]:
+def _page_params(request: web.Request) -> tuple[int, int]:
+    start = int_param(request.query, "start", 0)
+    limit = min(int_param(request.query, "limit", PAGE_LIMIT, minimum=1), PAGE_LIMIT)
+    return start, limit
+
+
+def _dataset_file(origin: str, batch: Batch, export_file: ExportFile, size: int) -> dict[str, Any]:
     written = str(batch.job.progress.updated_ms)
     return {
         "dataSetFileId": export_file.id,
@@ -108,6 +116,7 @@ def _dataset_file(origin: str, batch: Batch, export_file: ExportFile) -> dict[st
         "created": written,
         "updated": written,
         "records": str(export_file.records),
+        "size": str(size),
         "isValid": True,
         "_links": {"self": {"href": f"{origin}{PREFIX}/files/{export_file.id}"}},
     }

@@ -1,4 +1,5 @@
-"""Adobe IMS OAuth Server-to-Server: POST /ims/token/v3 (form body, or query string)."""
+"""Adobe IMS OAuth Server-to-Server: POST /ims/token/v3, and /ims/token/v2 the same way (form body, or
+query string)."""
 
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ from emulator.exportdata.records import EVENT_COLUMN, PROFILE_COLUMNS, profile_r
 from emulator.exportdata.spec import BatchSpec
 
 Tree = dict[str, "Tree | None"]  # a projection: None keeps the whole field
+IDENTITY_MAP = "identityMap"
+BOOKKEEPING = "_repo"  # kept when a projection names nothing a profile has, so that rows remain
 
 # Deeper than any exported record (the deepest XDM path is about 5 levels): the parts of a path past this
 # name something below a scalar, that is nothing, so they are dropped and the tree (walked recursively)
@@ -20,15 +22,14 @@ MAX_TREE_DEPTH = 32
 
 
 def projected_records(spec: BatchSpec, ids: pa.Array) -> pa.Table:
-    """The rows a file shows for these profiles, projected as the request asks.
+    """The rows a file shows for these profiles, projected exactly as the request's `fields` asks: only the
+    named fields (`identityMap` too, only when named). Events always keep their `_id` (the event's key).
 
-    `identityMap` is always exported whole (it is the profile's key, and what the job's namespace
-    counters count), and an event always keeps its `_id`.
+    A projection that names no field a profile has still exports one row per profile: those rows keep the
+    bookkeeping column `_repo` (`modifyDate`), since a file without columns cannot hold rows.
     """
     tree = None if spec.projection is None else projection_tree(spec.projection)
-    if tree is not None:
-        tree["identityMap"] = None
-    columns = None if tree is None else [c for c in PROFILE_COLUMNS if c in tree]
+    columns = None if tree is None else [c for c in PROFILE_COLUMNS if c in tree or c == BOOKKEEPING]
     if columns is not None and spec.events is not None:
         columns.append(EVENT_COLUMN)
     table = profile_records(
@@ -45,12 +46,36 @@ def projected_records(spec: BatchSpec, ids: pa.Array) -> pa.Table:
         column = table.column(name).combine_chunks()
         if name == EVENT_COLUMN:
             kept = _project_events(column, spec.event_projection)
+        elif tree is not None and name not in tree:
+            kept = None  # the bookkeeping column, not asked for
         else:
             kept = project(column, None if tree is None else tree[name])
         if kept is not None:
             names.append(name)
             arrays.append(kept)
+    if not names:
+        names, arrays = [BOOKKEEPING], [table.column(BOOKKEEPING).combine_chunks()]
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def exported_namespaces(spec: BatchSpec) -> frozenset[str] | None:
+    """The identity namespaces the files' `identityMap` shows: None for all of them; none when the
+    projection leaves `identityMap` out (the job's namespace counters count what the files hold)."""
+    if spec.projection is None:
+        return None
+    tree = projection_tree(spec.projection)
+    if IDENTITY_MAP not in tree:
+        return frozenset()
+    subtree = tree[IDENTITY_MAP]
+    if subtree is None:
+        return None
+    # The named namespaces (map keys) are shown when what is named below them exists in an identity.
+    empty = profile_records(
+        spec.population, pa.array([], pa.uint64()), (), evaluated=False, events=None, columns=[IDENTITY_MAP]
+    )
+    if project(empty.column(IDENTITY_MAP).combine_chunks(), subtree) is None:
+        return frozenset()
+    return frozenset(subtree)
 
 
 def _project_events(column: pa.Array, paths: tuple[str, ...] | None) -> pa.Array:

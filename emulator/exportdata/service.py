@@ -18,12 +18,14 @@ from typing import Any, TypeVar
 
 from emulator import __version__
 from emulator.catalog import Catalog, batch_status
-from emulator.errors import NotFound
+from emulator.catalog_views import export_format
+from emulator.errors import BadRequest, NotFound
 from emulator.exportdata.files import ExportFile, file_id, file_name, parse_file_id
 from emulator.exportdata.population import Population
+from emulator.exportdata.projection import exported_namespaces
 from emulator.exportdata.render import CONTENT_TYPES, render
 from emulator.exportdata.selection import Plan, file_count, make_plan
-from emulator.exportdata.spec import JSON_LINES, PARQUET, BatchSpec, Selection, batch_specs
+from emulator.exportdata.spec import PARQUET, BatchSpec, Selection, batch_specs
 from emulator.lifecycle import SUCCEEDED
 from emulator.options import DEFAULT_FILE_CACHE_BYTES
 from emulator.store import Batch, ExportJob, Tenant
@@ -87,6 +89,7 @@ class Exports:
         self._plans: OrderedDict[tuple[Population, Selection], Plan] = OrderedDict()
         self._bytes: OrderedDict[tuple[BatchSpec, int], bytes] = OrderedDict()
         self._lengths: OrderedDict[tuple[BatchSpec, int], int] = OrderedDict()
+        self._sizes: OrderedDict[BatchSpec, int] = OrderedDict()  # bytes of all of a batch's files
         self._cached_bytes = 0
         # Work under way, shared by whoever asks for the same result meanwhile. A reset starts a new
         # generation: work begun before it finishes for its own callers but fills no cache after it.
@@ -105,7 +108,7 @@ class Exports:
                 continue
             cached = self._job(job)
             if cached.counters is None:
-                cached.counters = _counters([await self.plan_async(spec) for spec in cached.specs])
+                cached.counters = _counters([(spec, await self.plan_async(spec)) for spec in cached.specs])
 
     def job_counters(self, job: ExportJob) -> tuple[int, dict[str, int]] | None:
         """Profiles exported and profiles per identity namespace, over all of a SUCCEEDED job's files."""
@@ -113,7 +116,7 @@ class Exports:
             return None
         cached = self._job(job)
         if cached.counters is None:  # not prepared: counted here, on the caller's thread
-            cached.counters = _counters([self.plan(spec) for spec in cached.specs])
+            cached.counters = _counters([(spec, self.plan(spec)) for spec in cached.specs])
         return cached.counters
 
     def record_count(self, batch: Batch) -> int | None:
@@ -177,6 +180,30 @@ class Exports:
         else:
             self._lengths.move_to_end(key)
         return FileMeta(length, _etag(spec, export_file.index), _http_date(batch.job.progress.updated_ms))
+
+    async def measure(self, batch: Batch) -> None:
+        """Learn the bytes of all of a `success` batch's files (rendering, off the loop, those whose length is
+        not known yet), for Catalog's batch `size`; `size` then answers at once."""
+        if batch_status(batch) != SUCCESS:
+            return
+        spec = self.spec(batch)
+        if spec in self._sizes:
+            self._sizes.move_to_end(spec)
+            return
+        generation = self._generation
+        listed = await self.batch_files(batch.tenant, batch.id, 0, 0)
+        page = await self.batch_files(batch.tenant, batch.id, 0, listed.count)
+        total = sum([(await self.meta(batch, export_file)).length for export_file in page.page])
+        if generation == self._generation:
+            self._sizes[spec] = total
+            if len(self._sizes) > _META_CACHE_SIZE:
+                self._sizes.popitem(last=False)
+
+    def size(self, batch: Batch) -> int | None:
+        """The bytes `measure` learned of a `success` batch's files (None when not measured)."""
+        if batch_status(batch) != SUCCESS:
+            return None
+        return self._sizes.get(self.spec(batch))
 
     def content_type(self, batch: Batch) -> str:
         return CONTENT_TYPES[self.spec(batch).format]
@@ -266,20 +293,25 @@ class Exports:
         return result
 
     def _format(self, job: ExportJob) -> str:
+        """Parquet, or JSON Lines for a json dataset (job creation refused formats it cannot write)."""
         state = self.catalog.store.tenants.get(job.tenant)
         dataset = state.datasets.get(job.request["destination"]["datasetId"]) if state else None
-        described = dataset.body.get("fileDescription", {}) if dataset else {}
-        fmt = described.get("format") if isinstance(described, dict) else None
-        return JSON_LINES if isinstance(fmt, str) and fmt.lower() == JSON_LINES else PARQUET
+        try:
+            return export_format(dataset) if dataset else PARQUET
+        except BadRequest:
+            return PARQUET  # a dataset from before the check (a restored state): written as Parquet
 
 
-def _counters(plans: list[Plan]) -> tuple[int, dict[str, int]]:
+def _counters(plans: list[tuple[BatchSpec, Plan]]) -> tuple[int, dict[str, int]]:
+    """Profiles exported, and per identity namespace those whose identityMap in the files shows it."""
     total = 0
     by_namespace: dict[str, int] = {}
-    for plan in plans:
+    for spec, plan in plans:
         total += plan.total
+        shown = exported_namespaces(spec)  # None: all; a projection may leave identityMap (or keys) out
         for namespace, count in plan.by_namespace:
-            by_namespace[namespace] = by_namespace.get(namespace, 0) + count
+            if shown is None or namespace in shown:
+                by_namespace[namespace] = by_namespace.get(namespace, 0) + count
     return total, by_namespace
 
 

@@ -184,21 +184,49 @@ async def test_dataset_to_rows_through_plain_http(client: TestClient[Any, Any], 
     assert batch["metrics"]["recordsWritten"] == 250
 
 
-async def test_fields_projects_dot_paths_and_always_keeps_the_identity_map(
-    client: TestClient[Any, Any], aep: Aep
-) -> None:
+async def test_fields_projects_exactly_the_named_dot_paths(client: TestClient[Any, Any], aep: Aep) -> None:
+    # The Profile and Segmentation docs: `fields` "limits the data fields included in the export to only
+    # those provided"; identityMap is not added when it is not asked for.
     await add_scenario(client, "small", count=40)
     dataset_id = await aep.create_dataset()
     job = await succeeded_export(
         aep, dataset_id, "small", fields="person.name.firstName, homeAddress.city,identities.id"
     )
     rows = await batch_rows(aep, batch_ids(job)[0])
-    assert len(rows) == 40
+    assert len(rows) == 40 == job["metrics"]["totalExportedProfileCounter"]
     for row in rows:
-        assert set(row) == {"identityMap", "person", "homeAddress"}
+        assert set(row) == {"person", "homeAddress"}
         assert set(row["person"]) == {"name"} and set(row["person"]["name"]) == {"firstName"}
         assert set(row["homeAddress"]) == {"city"}
         assert row["person"]["name"]["firstName"] and row["homeAddress"]["city"]
+    # No identityMap in the files: no namespace to count.
+    assert job["metrics"]["exportedProfileByNamespaceCounter"] == {}
+
+
+async def test_identity_map_is_exported_when_named(client: TestClient[Any, Any], aep: Aep) -> None:
+    # The docs' event-only example asks for it explicitly: `"fields": "identityMap"`.
+    await add_scenario(client, "small", count=40)
+    dataset_id = await aep.create_dataset()
+    job = await succeeded_export(aep, dataset_id, "small", fields="identityMap")
+    rows = await batch_rows(aep, batch_ids(job)[0])
+    assert [set(row) for row in rows] == [{"identityMap"}] * 40
+    assert job["metrics"]["exportedProfileByNamespaceCounter"] == namespaces_of(rows)
+    only_email = await succeeded_export(aep, dataset_id, "small", fields="identityMap.email,person.name")
+    rows = await batch_rows(aep, batch_ids(only_email)[0])
+    assert all(set(row) == {"identityMap", "person"} for row in rows)
+    assert only_email["metrics"]["exportedProfileByNamespaceCounter"] == namespaces_of(rows)
+    assert set(namespaces_of(rows)) == {"email"}
+
+
+async def test_fields_naming_nothing_keep_rows_with_the_bookkeeping_column(
+    client: TestClient[Any, Any], aep: Aep
+) -> None:
+    await add_scenario(client, "small", count=40)
+    dataset_id = await aep.create_dataset()
+    job = await succeeded_export(aep, dataset_id, "small", fields="identities.id")
+    rows = await batch_rows(aep, batch_ids(job)[0])
+    assert [set(row) for row in rows] == [{"_repo"}] * 40
+    assert job["metrics"]["totalExportedProfileCounter"] == 40
 
 
 async def test_without_fields_every_profile_field_is_exported(client: TestClient[Any, Any], aep: Aep) -> None:

@@ -10,12 +10,14 @@ import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
+from emulator.app import create_app
 from emulator.backend import Backend
 from emulator.options import Options
 from emulator.tokens import CredentialsError
 from tests.conftest import START_MS, assert_matches
 
 TOKEN = "/ims/token/v3"
+FORM_TYPE = "application/x-www-form-urlencoded"
 FORM = {
     "grant_type": "client_credentials",
     "client_id": "my-client",
@@ -102,11 +104,56 @@ async def test_a_multipart_form_works_and_file_parts_are_ignored(client: TestCli
     await post_token(client, 200, data=form)
 
 
-async def test_other_methods_are_405_json(client: TestClient[Any, Any]) -> None:
+async def test_other_methods_are_405_in_the_oauth_shape(client: TestClient[Any, Any]) -> None:
     response = await client.get(TOKEN, params=FORM)
     assert response.status == 405
     assert response.headers["Allow"] == "POST"
-    assert_matches("error.problem", await response.json())
+    body = await response.json()
+    assert_matches("error.oauth", body)
+    assert body["error"] == "invalid_request" and "GET" in body["error_description"]
+
+
+@pytest.mark.parametrize("path", ["/ims/token/v1", "/ims/exchange/jwt", "/ims/", "/ims/token/v3/extra"])
+async def test_unknown_ims_paths_are_404_in_the_oauth_shape(client: TestClient[Any, Any], path: str) -> None:
+    response = await client.post(path, data=FORM, headers={"x-request-id": "ims-404"})
+    assert response.status == 404
+    assert response.headers["x-request-id"] == "ims-404"
+    body = await response.json()
+    assert_matches("error.oauth", body)
+    assert body["error"] == "invalid_request" and path in body["error_description"]
+
+
+async def test_an_oversized_form_is_413_in_the_oauth_shape(client: TestClient[Any, Any]) -> None:
+    response = await client.post(TOKEN, data="x=" + "a" * (2 << 20), headers={"Content-Type": FORM_TYPE})
+    assert response.status == 413
+    body = await response.json()
+    assert_matches("error.oauth", body)
+    assert body["error"] == "invalid_request"
+
+
+async def test_token_v2_works_as_v3(client: TestClient[Any, Any]) -> None:
+    # Adobe's IMS Postman collection mints its token with POST /ims/token/v2 (client credentials).
+    response = await client.post("/ims/token/v2", data=FORM)
+    body = await response.json()
+    assert response.status == 200, body
+    assert_matches("ims.token.response", body)
+    assert body["token_type"] == "bearer" and body["expires_in"] == 86399
+    assert response.headers["Cache-Control"] == "no-store"
+    error = await client.post("/ims/token/v2", data={**FORM, "grant_type": "password"})
+    assert error.status == 400
+    assert (await error.json())["error"] == "unsupported_grant_type"
+
+
+async def test_a_v2_token_passes_strict_auth(aiohttp_client: Any) -> None:
+    client = await aiohttp_client(create_app(Options(clock="manual", auth="strict")))
+    minted = await (await client.post("/ims/token/v2", data=FORM)).json()
+    headers = {
+        "Authorization": f"Bearer {minted['access_token']}",
+        "x-api-key": FORM["client_id"],
+        "x-gw-ims-org-id": "ORG@AdobeOrg",
+    }
+    response = await client.get("/data/foundation/catalog/dataSets", headers=headers)
+    assert response.status == 200, await response.text()
 
 
 async def test_ims_needs_no_gateway_headers_and_is_journaled(client: TestClient[Any, Any]) -> None:

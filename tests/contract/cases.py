@@ -135,6 +135,26 @@ async def wrong_secret(target: Target) -> Reply:
     return await target.request("POST", TOKEN, data=encoded(form), headers={"Content-Type": FORM})
 
 
+@case("imsTokenV2", 200)
+async def minted_by_v2(target: Target) -> Reply:
+    # Adobe's IMS Postman collection mints tokens with /ims/token/v2: it answers as v3 does.
+    form = encoded(token_form(target))
+    return await target.request("POST", "/ims/token/v2", data=form, headers={"Content-Type": FORM})
+
+
+@case("imsTokenV2", 400)
+async def v2_missing_secret(target: Target) -> Reply:
+    form = encoded(token_form(target, client_secret=None))
+    return await target.request("POST", "/ims/token/v2", data=form, headers={"Content-Type": FORM})
+
+
+@case("imsTokenV2", 401)
+async def v2_wrong_secret(target: Target) -> Reply:
+    emu = await emulator(target).with_options(credentials_file=_credentials_file())
+    form = encoded(token_form(emu, client_id="known-client", client_secret="wrong"))
+    return await emu.request("POST", "/ims/token/v2", data=form, headers={"Content-Type": FORM})
+
+
 @cache
 def _credentials_file() -> Path:
     """One credentials file for the run (removed at exit): IMS then knows `known-client` only."""
@@ -226,6 +246,27 @@ async def dataset_unknown(target: Target) -> Reply:
     return await target.request("GET", f"{DATASETS}/{UNKNOWN_ID}")
 
 
+@case("getDataset", 200, drift="read", schema="dataset.map.projected.response")
+async def datasets_by_several_ids(target: Target) -> Reply:
+    # look-up-multiple-objects.md: comma-separated ids, each object under its id.
+    dataset_id = await target.dataset_id()
+    return await target.request("GET", f"{DATASETS}/{dataset_id},{UNKNOWN_ID}", params={"properties": "name"})
+
+
+@case("listDatasets", 200, drift="read", schema="dataset.map.projected.response")
+async def datasets_filtered(target: Target) -> Reply:
+    # filter-data.md: a negated simple filter, a tag filter, a `property` condition, two sort keys.
+    if isinstance(target, EmulatorTarget):
+        await target.create_dataset()
+    query = "limit=3&name=!nothing-is-called-this&property=name&orderBy=name,desc:updated&properties=name"
+    return await target.request("GET", f"{DATASETS}?{query}")
+
+
+@case("listDatasets", 400, drift="read", schema="error.problem")
+async def datasets_bad_property(target: Target) -> Reply:
+    return await target.request("GET", DATASETS, params={"property": "name~("})
+
+
 @case("listBatches", 200, drift="read", schema="batch.map.response")
 async def batches_listed(target: Target) -> Reply:
     job = await target.finished_job()
@@ -243,6 +284,24 @@ async def batches_projected(target: Target) -> Reply:
 @case("listBatches", 400, drift="read", schema="error.problem")
 async def batches_bad_order(target: Target) -> Reply:
     return await target.request("GET", BATCHES, params={"orderBy": "sideways:created"})
+
+
+@case("listBatches", 400, schema="error.problem")
+async def batches_unknown_filter(target: Target) -> Reply:
+    # A filter the emulator does not know is named in a 400, never silently ignored.
+    return await target.request("GET", BATCHES, params={"connectorId": "x"})
+
+
+@case("listBatchesSlash", 200, drift="read", schema="batch.map.response")
+async def batches_listed_with_slash(target: Target) -> Reply:
+    # The Data Access tutorial prints `GET /data/foundation/catalog/batches/`.
+    job = await target.finished_job()
+    return await target.request("GET", f"{BATCHES}/", params={"dataSet": job["destination"]["datasetId"]})
+
+
+@case("listBatchesSlash", 400, drift="read", schema="error.problem")
+async def batches_slash_bad_limit(target: Target) -> Reply:
+    return await target.request("GET", f"{BATCHES}/", params={"limit": "0"})
 
 
 @case("getBatch", 200, drift="read", schema="batch.map.response")
@@ -626,7 +685,7 @@ def _gateway(operation_id: str, method: str, path: str, has_body: bool) -> None:
 
 def _too_large(operation_id: str, method: str, path: str) -> None:
     # IMS reads a form body; other bodies are JSON.
-    headers = {"Content-Type": FORM} if path == TOKEN else {}
+    headers = {"Content-Type": FORM} if path.startswith("/ims/") else {}
 
     async def run(target: Target) -> Reply:
         return await emulator(target).request(method, path, data=TOO_LARGE, headers=headers)

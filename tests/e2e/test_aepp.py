@@ -266,3 +266,66 @@ def test_aepp_under_strict_auth_with_a_credentials_file(
     finally:
         strict.close()
         server.stop()
+
+
+def test_catalog_lists_and_filters_datasets_and_batches(emulator: AepEmulator) -> None:
+    """aepp's getDataSets and getBatches with the filter arguments their docstrings list, unmodified: each
+    reaches the emulator as Adobe's query parameters and gets the objects the filter selects."""
+    cat, profile = catalog.Catalog(), customerprofile.Profile()
+    first = create_dataset(cat, "alpha export")
+    emulator.clock.advance(1)
+    second = create_dataset(cat, "beta export")
+    created = cat.getDataSet(first)[first]["created"]
+
+    def dataset_ids(**filters: Any) -> set[str]:
+        listed = cat.getDataSets(**filters)
+        for entry in listed.values():
+            assert_matches(
+                "dataset.map.response", {entry["id"]: {k: v for k, v in entry.items() if k != "id"}}
+            )
+        return set(listed)
+
+    assert dataset_ids() == {first, second}
+    assert dataset_ids(name="alpha export") == {first}
+    assert dataset_ids(name="!alpha export") == {second}
+    assert dataset_ids(property="name~^beta") == {second}  # the docstring's example form, name~^test
+    assert dataset_ids(created=created) == {first}
+    assert dataset_ids(updated=created) == {first}
+    assert dataset_ids(version="1.0.0", state="DRAFT", namespace="ACP") == {first, second}
+    # (aepp's getDataSets pages on from `start=1+limit`, skipping an object: its own arithmetic, not tested.)
+
+    jobs = []
+    for dataset_id in (first, second, second):
+        emulator.clock.advance(1)
+        job = profile.createExportJob(
+            exportDefinition={
+                "destination": {"datasetId": dataset_id},
+                "schema": {"name": "_xdm.context.profile"},
+            }
+        )
+        jobs.append(job)
+    assert poll(profile.getExportJob, jobs[0]["id"], {"SUCCEEDED"})["status"] == "SUCCEEDED"
+    batch_ids = [job["destination"]["batchId"] for job in jobs]
+
+    def batch_ids_of(**filters: Any) -> list[str]:
+        listed = cat.getBatches(**filters)
+        projected = "properties" in filters
+        assert_matches("batch.map.projected.response" if projected else "batch.map.response", listed)
+        return list(listed)
+
+    assert batch_ids_of() == batch_ids
+    assert batch_ids_of(dataSet=second) == batch_ids[1:]
+    assert batch_ids_of(status="success") == batch_ids[:1]
+    assert batch_ids_of(orderBy="desc:created") == batch_ids[::-1]
+    assert batch_ids_of(orderBy="asc:status,desc:created") == [batch_ids[2], batch_ids[1], batch_ids[0]]
+    assert batch_ids_of(createdAfter=jobs[0]["creationTime"]) == batch_ids[1:]
+    assert batch_ids_of(createdBefore=jobs[1]["creationTime"]) == batch_ids[:1]
+    assert batch_ids_of(created=jobs[1]["creationTime"]) == batch_ids[1:2]
+    assert batch_ids_of(updated=jobs[1]["updateTime"]) == batch_ids[1:2]
+    assert batch_ids_of(createdUser=f"{emulator.client_id}@AdobeID", version="1.0.0") == batch_ids
+    assert batch_ids_of(properties="status", limit=2) == batch_ids[:2]
+    assert batch_ids_of(start=1, limit=1) == batch_ids[1:2]
+    assert batch_ids_of(n_results=3, limit=1) == batch_ids  # aepp's own paging with `start`
+    size = cat.getBatches(properties="size", status="success")[batch_ids[0]]["size"]
+    assert batch_ids_of(size=size) == batch_ids[:1]
+    assert set(cat.getBatch(batch_ids[0])) == {batch_ids[0]}

@@ -34,7 +34,7 @@ from emulator.exportdata.population import (
     modify_times_ms,
     population_ids,
 )
-from emulator.exportdata.projection import projection_tree
+from emulator.exportdata.projection import exported_namespaces, projection_tree
 from emulator.exportdata.render import render
 from emulator.exportdata.selection import file_count, file_rows, make_plan, select
 from emulator.exportdata.service import DEFAULT_CACHE_BYTES
@@ -223,12 +223,44 @@ def test_projection_keeps_named_paths_and_filters_map_keys() -> None:
         event_projection=("eventType", "nothing"),
     )
     rows = read(render(projected, plan, 0))
-    assert list(rows[0]) == ["identityMap", "person", "segmentMembership", "eventList"]
+    # Exactly what `fields` names: identityMap only when asked for (Segmentation/Profile docs: `fields`
+    # "limits the data fields included in the export to only those provided").
+    assert list(rows[0]) == ["person", "segmentMembership", "eventList"]
     assert all(set(r["person"]) == {"name"} and set(r["person"]["name"]) == {"lastName"} for r in rows)
     assert {ns for r in rows for ns, _ in (r["segmentMembership"] or [])} == {"AAM"}
     assert all(set(e) == {"_id", "eventType"} for r in rows for e in r["eventList"])
+    with_identities = read(render(spec(selection, projection=("identityMap", "person.name")), plan, 0))
     whole = read(render(spec(selection), plan, 0))
-    assert [r["identityMap"] for r in rows] == [r["identityMap"] for r in whole]
+    assert list(with_identities[0]) == ["identityMap", "person"]
+    assert [r["identityMap"] for r in with_identities] == [r["identityMap"] for r in whole]
+
+
+def test_projection_naming_nothing_keeps_rows_with_the_bookkeeping_column() -> None:
+    selection = Selection(shown=(SEGMENT,))
+    plan = make_plan(POPULATION, selection)
+    rows = read(render(spec(selection, projection=("unknown.path", "homeAddress.nothing")), plan, 0))
+    whole = read(render(spec(selection), plan, 0))
+    assert len(rows) == len(whole) > 0
+    assert [list(r) for r in rows] == [["_repo"]] * len(rows)
+    assert [r["_repo"] for r in rows] == [r["_repo"] for r in whole]
+    lines = render(spec(selection, projection=("unknown",), format=JSON_LINES), plan, 0).decode().splitlines()
+    assert len(lines) == len(whole) and all(set(json.loads(line)) == {"_repo"} for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("projection", "shown"),
+    [
+        (None, None),
+        (("person.name",), frozenset()),
+        (("identityMap",), None),
+        (("identityMap.email", "identityMap.ECID.id"), frozenset({"email", "ECID"})),
+        (("identityMap.email.nothing",), frozenset()),
+    ],
+)
+def test_exported_namespaces_follow_the_projection(
+    projection: tuple[str, ...] | None, shown: frozenset[str] | None
+) -> None:
+    assert exported_namespaces(spec(Selection(), projection=projection)) == shown
 
 
 def test_projection_tree_merges_paths() -> None:
@@ -441,4 +473,4 @@ def test_projection_of_paths_deeper_than_any_data_names_nothing() -> None:
     deep = ("segmentMembership.ups" + ".a" * 997 + ".b", "segmentMembership.other" + ".a" * 997 + ".c")
     projected = spec(projection=(*deep, "person.name"))
     rows = read(render(projected, make_plan(projected.population, projected.selection), 0))
-    assert rows and all(set(row) == {"identityMap", "person"} for row in rows)
+    assert rows and all(set(row) == {"person"} for row in rows)
