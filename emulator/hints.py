@@ -314,7 +314,6 @@ def validation_miss(request: Request, detail: str, violation: SchemaViolation | 
         differences.extend(_did_you_mean(violation))
     else:
         differences.append(detail)
-    differences.extend(unknown_query_differences(request))
     route = request.route or f"{request.method} {request.path}"
     return _miss("validation", f"{route}: {'; '.join(differences)}", (Closest(route, tuple(differences)),))
 
@@ -357,9 +356,7 @@ def unknown_query_differences(request: Request) -> list[str]:
         suggestion = (
             f": did you mean '{close}'?" if close else f" (it reads: {', '.join(sorted(known)) or 'none'})"
         )
-        differences.append(
-            f"query parameter '{name}' is not read by this operation and was ignored{suggestion}"
-        )
+        differences.append(f"query parameter '{name}' is not read here and was ignored{suggestion}")
     return differences
 
 
@@ -384,7 +381,8 @@ def served_miss(request: Request) -> NearMiss | None:
 @cache
 def query_parameters() -> dict[str, frozenset[str]]:
     """Each operation's query parameters ("GET /path" -> names), from the OpenAPI route metadata: an
-    operation's list is what its handler reads."""
+    operation's list is what its handler reads. Catalog's operations are left out: any property of its
+    objects is a filter there, and it refuses an unknown one with a 400 of its own."""
     from emulator.openapi import load_metadata
 
     metadata = load_metadata()
@@ -392,6 +390,8 @@ def query_parameters() -> dict[str, frozenset[str]]:
     tags: Mapping[str, Any] = metadata["tags"]
     known: dict[str, frozenset[str]] = {}
     for key, operation in metadata["operations"].items():
+        if operation.get("tag") == "catalog":
+            continue
         names = [*tags.get(operation.get("tag"), {}).get("parameters", []), *operation.get("parameters", [])]
         known[key] = frozenset(
             parameters[name]["name"] for name in names if parameters[name].get("in") == "query"
