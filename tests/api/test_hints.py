@@ -1,4 +1,4 @@
-"""Near misses: AEP's exact answer plus `x-emulator-hint`, the full report in the journal, one WARNING line."""
+"""Near misses: AEP's exact answer plus `x-emulator-hint`, the report in the journal, one WARNING line."""
 
 from __future__ import annotations
 
@@ -94,7 +94,8 @@ async def test_the_answer_stays_aeps_exactly(client: TestClient[Any, Any]) -> No
         (
             {"x-api-key": None, "x-api_key": "k"},
             403,
-            "header x-api-key is missing or empty: send your API client id as x-api-key (you sent 'x-api_key'",
+            "header x-api-key is missing or empty: send your API client id as x-api-key "
+            "(you sent 'x-api_key'",
         ),
         (
             {"x-gw-ims-org-id": None, "x-gw-ims-orgid": ORG},
@@ -151,8 +152,8 @@ async def test_a_validation_failure_names_the_path_and_the_field_meant(client: T
     response = await client.post(JOBS, json=misspelt, headers=aep.headers())
     assert response.status == 400
     assert response.headers[HINT] == (
-        "POST /data/core/ups/export/jobs: $.destination: 'datasetId' is a required property (rule: required); "
-        "you sent 'dataSetId': did you mean 'datasetId'?"
+        "POST /data/core/ups/export/jobs: $.destination: 'datasetId' is a required property "
+        "(rule: required); you sent 'dataSetId': did you mean 'datasetId'?"
     )
     wrong_type = {"destination": {"datasetId": "x", "segmentPerBatch": "yes"}, "schema": {"name": "p"}}
     response = await client.post(JOBS, json=wrong_type, headers=aep.headers())
@@ -221,7 +222,8 @@ async def test_the_control_plane_gets_hints_too(client: TestClient[Any, Any]) ->
     response = await client.get("/_emulator/request")
     assert response.status == 404
     assert response.headers[HINT].startswith(
-        "no route for GET /_emulator/request; closest: GET /_emulator/requests ('request' should be 'requests'"
+        "no route for GET /_emulator/request; closest: "
+        "GET /_emulator/requests ('request' should be 'requests'"
     )
     assert await near_misses(client) == []  # never journaled
 
@@ -246,4 +248,4 @@ def test_route_ranking_is_pure() -> None:
     routes = (("GET", "/a/{id}"), ("GET", "/a/b/c"), ("POST", "/a/b"))
     miss = route_miss("GET", "/a/b", routes)
     assert miss.closest[0].route == "GET /a/{id}"
-    assert [c.route for c in route_miss("POST", "/a/b/", routes).closest][0] == "POST /a/b"
+    assert route_miss("POST", "/a/b/", routes).closest[0].route == "POST /a/b"

@@ -98,8 +98,9 @@ def test_the_report_lists_the_last_requests_and_the_assertion_says_what_was_sent
             "*- aep-emulator requests -*",
             "Requests the emulator saw (2):",
             "  GET /data/foundation/export/jobs/1 -> 404",
-            "      hint: no route for GET /data/foundation/export/jobs/1; closest: GET /data/core/ups/export/jobs/"
-            "{job_id} ('/data/foundation/export' should be '/data/core/ups/export')",
+            "      hint: no route for GET /data/foundation/export/jobs/1; closest: "
+            "GET /data/core/ups/export/jobs/{job_id} "
+            "('/data/foundation/export' should be '/data/core/ups/export')",
             "  GET /data/core/ups/export/jobs/1 -> 404",
             f"HAR file: {project.path / 'har'}/test_project.py_test_polls_three_times.har",
         ]
