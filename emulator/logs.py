@@ -31,19 +31,21 @@ FIELDS = (
     "fault",
     "hint",
 )
+IN_MESSAGE = frozenset({"method", "path", "status", "hint"})  # what the text format shows in the message
 REQUEST_ATTR = "aep_request"  # the LogRecord attribute that carries a request's fields
 
 
 def log_request(fields: dict[str, Any], *, near_miss: bool) -> None:
     """One line for one request; the caller checks `wanted(near_miss)` first."""
-    REQUESTS.log(
-        logging.WARNING if near_miss else logging.INFO,
-        "%s %s %s",
-        fields["method"],
-        fields["path"],
-        fields["status"],
-        extra={REQUEST_ATTR: fields},
-    )
+    if near_miss:  # the hint in the message too: log handlers that show only messages (pytest's) show it
+        REQUESTS.warning(
+            "%s %s %s: %s", fields["method"], fields["path"], fields["status"], fields["hint"],
+            extra={REQUEST_ATTR: fields},
+        )  # fmt: skip
+    else:
+        REQUESTS.info(
+            "%s %s %s", fields["method"], fields["path"], fields["status"], extra={REQUEST_ATTR: fields}
+        )
 
 
 def wanted(near_miss: bool) -> bool:
@@ -62,9 +64,7 @@ class TextFormatter(logging.Formatter):
         fields = getattr(record, REQUEST_ATTR, None)
         if fields is None:
             return line
-        pairs = " ".join(
-            f"{key}={_text(fields.get(key))}" for key in FIELDS if key not in ("method", "path", "status")
-        )
+        pairs = " ".join(f"{key}={_text(fields.get(key))}" for key in FIELDS if key not in IN_MESSAGE)
         return f"{line} {pairs}"
 
 

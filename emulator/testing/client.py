@@ -230,6 +230,7 @@ class AepEmulator:
     ) -> list[dict[str, Any]]:
         """Fail unless `method path` (a glob allowed) was requested `times` times (at least once when
         `times` is None); the message lists what was requested instead. Returns the matching entries."""
+        __tracebackhide__ = True  # pytest shows the test's line, not this one
         matching = self.journal(method=method, path=path, **filters)
         if len(matching) == times or (times is None and matching):
             return matching
@@ -242,6 +243,7 @@ class AepEmulator:
 
     def assert_not_requested(self, method: str, path: str, **filters: Any) -> None:
         """Fail if `method path` (a glob allowed) was requested; the message lists what was."""
+        __tracebackhide__ = True
         self.assert_requested(method, path, 0, **filters)
 
     def describe_requests(self, last: int = DESCRIBED_REQUESTS) -> str:
