@@ -255,7 +255,7 @@ def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGro
             response_headers=response.headers,
             response_body=body,
             response_size=size,
-            http_version=f"HTTP/{request.version.major}.{request.version.minor}",
+            version=request.version,
         )
         journal.record(entry, epoch)
         if miss is not None or logs.wanted(False):

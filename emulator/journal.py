@@ -68,7 +68,7 @@ class JournalEntry:
     response_headers: Mapping[str, str] = field(default_factory=dict)
     response_body: bytes | None = None  # None: not kept (binary, streamed, or no answer)
     response_size: int = -1  # the response body's length in bytes; -1 when unknown
-    http_version: str = "HTTP/1.1"
+    version: tuple[int, int] = (1, 1)  # the request's HTTP version
     id: int = 0  # the journal's running number for the request, unique in the server's life
 
     def to_json(self) -> dict[str, Any]:
@@ -98,6 +98,10 @@ class JournalEntry:
                 "size": self.response_size,
             },
         }
+
+    @property
+    def http_version(self) -> str:
+        return f"HTTP/{self.version[0]}.{self.version[1]}"
 
     def response_text(self) -> str | None:
         """The kept head of the response body as text; None when it was not kept."""
