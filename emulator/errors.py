@@ -93,6 +93,18 @@ class Conflict(ApiError):
     ups_code = "113009"
 
 
+class RequestTimeout(ApiError):
+    status = 408
+    title = "RequestTimeoutError"
+    ups_code = "113008"
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    title = "UnsupportedMediaTypeError"
+    ups_code = "113015"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     title = "PayloadTooLargeError"

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from emulator.errors import ApiError, BadRequest, PayloadTooLarge
+from emulator.errors import ApiError, BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 
 # What `--max-body-bytes` bounds: the body after decoding. The raw (encoded) body is bounded too, with room
 # for an encoding that does not compress (stored blocks, random data).
@@ -25,18 +25,6 @@ ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
 
 _BODY = web.RequestKey("body", bytes)
 _BODY_ERROR = web.RequestKey("body_error", ApiError)
-
-
-class RequestTimeout(ApiError):
-    status = 408
-    title = "RequestTimeoutError"
-    ups_code = "113008"
-
-
-class UnsupportedMediaType(ApiError):
-    status = 415
-    title = "UnsupportedMediaTypeError"
-    ups_code = "113015"
 
 
 class _Decoder(Protocol):
