@@ -14,13 +14,13 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from emulator import __version__
 from emulator.journal import MAX_BODY_CHARS, MAX_RESPONSE_BODY_BYTES, TEXT_TYPES, JournalEntry
 
 HAR_VERSION = "1.2"
-CONTENT_TYPE = "application/json"  # HAR files are JSON; some tools also use application/har+json
+PATH_SAFE = "/%:@!$&'()*+,;=-._~"  # RFC 3986 pchar (and `/`), left as they are
 
 
 def document(entries: Iterable[JournalEntry], origin: str, comment: str = "") -> dict[str, Any]:
@@ -73,7 +73,8 @@ def entry_json(entry: JournalEntry, origin: str) -> dict[str, Any]:
 
 def _request(entry: JournalEntry, origin: str) -> dict[str, Any]:
     query = dict(entry.query)
-    url = origin + entry.path + (f"?{urlencode(query)}" if query else "")
+    # The path as sent, percent-encoded where a URI may not hold it (control characters, spaces, non-ASCII).
+    url = origin + quote(entry.path, safe=PATH_SAFE) + (f"?{urlencode(query)}" if query else "")
     headers = _headers(entry.headers)
     request: dict[str, Any] = {
         "method": entry.method,

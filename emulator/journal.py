@@ -26,6 +26,7 @@ MAX_OVERSIZED_PATH_CHARS = 1024
 PAGE_DEFAULT = 100
 PAGE_MAX = 1000
 PAGE_MAX_BYTES = 8 * 1024 * 1024
+MAX_START = 2**31 - 1  # `start` past this is refused (JSON-safe, and past any journal's length)
 # The filters GET /_emulator/requests (and requests.har) understands; anything else there is a 400.
 FILTERS = ("method", "path", "status", "org", "sandbox", "since", "job", "unmatched")
 

@@ -172,6 +172,8 @@ def _journal_query(query: Any, default_limit: int = journal.PAGE_DEFAULT) -> tup
             "start and limit"
         )
     start = int_param(query, "start", 0)
+    if start > journal.MAX_START:  # past any journal's end; and JSON-safe when echoed in `page`
+        raise BadRequest(f"Query parameter 'start' must be at most {journal.MAX_START}, got {start}")
     limit = int_param(query, "limit", default_limit, minimum=1)
     if limit > journal.PAGE_MAX:
         raise BadRequest(f"Query parameter 'limit' must be at most {journal.PAGE_MAX}, got {limit}")

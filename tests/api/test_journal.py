@@ -331,3 +331,17 @@ async def test_a_har_cuts_large_bodies_and_says_so(client: TestClient[Any, Any])
     assert content["size"] > MAX_RESPONSE_BODY_BYTES
     assert content["text"].endswith(f"... [{content['size'] - MAX_RESPONSE_BODY_BYTES} more bytes]")
     assert "first 16384 bytes" in content["comment"]
+
+
+async def test_a_har_url_is_a_uri_whatever_the_path(client: TestClient[Any, Any]) -> None:
+    await client.get("/data/caf\u00e9 x\\\x01", headers=Aep(client).headers())
+    har = await (await client.get("/_emulator/requests.har")).json()
+    (entry,) = har["log"]["entries"]
+    assert entry["request"]["url"].endswith("/data/caf%C3%A9%20x%5C%01")
+    assert_matches("control.requests-har.response", har)
+
+
+async def test_a_start_past_any_journal_is_400(client: TestClient[Any, Any]) -> None:
+    response = await client.get("/_emulator/requests?start=51217651210458717023633408")
+    assert response.status == 400
+    assert "'start' must be at most 2147483647" in (await response.json())["detail"]
