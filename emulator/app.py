@@ -226,6 +226,7 @@ def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGro
                 _log(request, response, duration_ms, None, concern, fault, miss)
             return response
         headers = request.headers
+        status = response.status
         body = response.body if type(response) is web.Response else None
         if isinstance(body, bytes):
             size = len(body)
@@ -239,14 +240,15 @@ def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGro
             query=request.query,  # read-only views, copied only when the journal is read
             headers=headers,
             body=await _body_text(request) if request.body_exists else "",
-            status=response.status,
+            status=status,
             org=tenant.org if tenant else headers.get("x-gw-ims-org-id"),
             sandbox=tenant.sandbox if tenant else headers.get("x-sandbox-name"),
             time=clock.now_ms(),
             dropped=dropped,
             note=request.get(JOURNAL_NOTE),
             duration_ms=duration_ms,
-            request_id=response.headers.get("x-request-id") or headers.get("x-request-id"),
+            # An error answer always carries one (the client's, or a new one); a success echoes none.
+            request_id=response.headers.get("x-request-id") if status >= 400 else headers.get("x-request-id"),
             job=concern.job if concern else request.match_info.get("job_id"),
             scenario=concern.scenario if concern else None,
             fault=fault,
