@@ -81,6 +81,7 @@ class SubBenchmark:
 
 SUB_BENCHMARKS = (
     SubBenchmark("profiles_bench", "profile generation"),
+    SubBenchmark("membership_bench", "PQL membership"),
     SubBenchmark("memory_bench", "export memory"),
     SubBenchmark("fixture_bench", "pytest fixture"),
     SubBenchmark("health_bench", "health during a big download"),
@@ -298,6 +299,41 @@ def sub_rows(subs: dict[str, dict[str, Any]]) -> list[Row]:
         )
     else:
         rows.append(missing("Profiles into Parquet, one core", ">= 50,000 /s", profiles))
+
+    membership = subs["membership_bench"]
+    for key, title in (
+        ("attribute_profiles_per_second", "PQL membership, attribute predicate, one core"),
+        ("event_count_profiles_per_second", "PQL membership, event-count predicate, one core"),
+    ):
+        if membership["available"]:
+            rate = pick(membership["result"], key)
+            rows.append(
+                Row(
+                    title,
+                    "-",
+                    num(rate, unit=" /s"),
+                    num(rate, unit=" /s"),
+                    ">= 200,000 /s",
+                    verdict(rate, lambda v: v >= 200_000),
+                    rate,
+                )
+            )
+        else:
+            rows.append(missing(title, ">= 200,000 /s", membership))
+    if membership["available"]:
+        delta = pick(membership["result"], "delta_mb")
+        small, large = pick(membership["result"], "rss_mb_10k"), pick(membership["result"], "rss_mb_1m")
+        rows.append(
+            Row(
+                "PQL membership peak RSS, 10k vs 1m profiles",
+                num(small, 1, " MB"),
+                num(large, 1, " MB"),
+                num(delta, 1, " MB"),
+                "<= 20 MB",
+                verdict(delta, lambda v: abs(v) <= 20),
+                delta,
+            )
+        )
 
     memory = subs["memory_bench"]
     if memory["available"]:

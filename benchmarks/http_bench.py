@@ -29,6 +29,7 @@ HOST = "127.0.0.1"
 ORG = "BENCHORG@AdobeOrg"
 JOBS = "/data/core/ups/export/jobs"
 DATASETS = "/data/foundation/catalog/dataSets"
+MERGE_POLICIES = "/data/core/ups/config/mergePolicies"
 HEALTH = "/_emulator/health"
 PROFILE_UNION = "https://ns.adobe.com/xdm/context/profile__union"
 EMULATOR_READY = "aep-emulator listening on http://"
@@ -84,11 +85,12 @@ def aep_headers(sandbox: str, *, body: bool = False) -> dict[str, str]:
     return headers
 
 
-def job_request(dataset_id: str) -> dict[str, Any]:
-    """A create-job body in the shape of Adobe's documented examples (segments, fields, merge policy)."""
+def job_request(dataset_id: str, merge_policy_id: str) -> dict[str, Any]:
+    """A create-job body in the shape of Adobe's documented examples (segments, fields, merge policy); the
+    merge policy must be one of the tenant's (see `default_merge_policy`)."""
     return {
         "fields": "identities.id,personalEmail.address",
-        "mergePolicy": {"id": "e5bc94de-cd14-4cdf-a2bc-88b6e8cbfac2", "version": 1},
+        "mergePolicy": {"id": merge_policy_id, "version": 1},
         "filter": {
             "segments": [
                 {
@@ -240,17 +242,24 @@ def create_dataset(url: str, sandbox: str) -> str:
     return str(created[0].rsplit("/", 1)[1])
 
 
+def default_merge_policy(url: str, sandbox: str) -> str:
+    """The id of the tenant's default merge policy (each sandbox starts with one)."""
+    listed = call_json(url, "GET", f"{MERGE_POLICIES}?default=true", aep_headers(sandbox))
+    return str(listed["children"][0]["id"])
+
+
 def create_job(url: str, sandbox: str, dataset_id: str, scenario: str | None = None) -> str:
     headers = aep_headers(sandbox, body=True)
     if scenario is not None:
         headers["x-emulator-scenario"] = scenario
-    return str(call_json(url, "POST", JOBS, headers, job_request(dataset_id))["id"])
+    body = job_request(dataset_id, default_merge_policy(url, sandbox))
+    return str(call_json(url, "POST", JOBS, headers, body)["id"])
 
 
 async def _create_many(url: str, sandbox: str, dataset_id: str, count: int, concurrency: int) -> None:
     import aiohttp  # only the bulk path needs it; the harness itself stays stdlib
 
-    body = json.dumps(job_request(dataset_id)).encode()
+    body = json.dumps(job_request(dataset_id, default_merge_policy(url, sandbox))).encode()
     headers = aep_headers(sandbox, body=True)
     remaining = count
 
@@ -492,12 +501,13 @@ def throughput(config: Config, cpus: Cpus, wrk: Wrk) -> dict[str, Any]:
 
         get_poll = wrk.script("GET", aep_headers("poll"))
         get_list = wrk.script("GET", aep_headers("list"))
-        post = wrk.script("POST", aep_headers("post", body=True), job_request(post_ds))
+        post_body = job_request(post_ds, default_merge_policy(emu_url, "post"))
+        post = wrk.script("POST", aep_headers("post", body=True), post_body)
         body_bytes = {
             "floor": len(call(floor_url, "GET", "/", {})[1]),
             "get_job": len(call(emu_url, "GET", f"{JOBS}/{live}", aep_headers("poll"))[1]),
             "list_first_page": len(call(emu_url, "GET", JOBS, aep_headers("list"))[1]),
-            "post_request": len(json.dumps(job_request(post_ds))),
+            "post_request": len(json.dumps(post_body)),
         }
         plan = [
             ("floor_get", floor_url + "/", get_poll),

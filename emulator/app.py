@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from itertools import chain
@@ -14,7 +15,17 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from emulator import logs
-from emulator.api import catalog, control, data_access, export_jobs, ims, nearmiss
+from emulator.api import (
+    catalog,
+    control,
+    data_access,
+    export_jobs,
+    ims,
+    merge_policies,
+    nearmiss,
+    segments,
+    ui,
+)
 from emulator.api.common import (
     BACKEND,
     CONCERN,
@@ -44,7 +55,7 @@ from emulator.errors import (
 from emulator.faults import DropConnection
 from emulator.gateway import admission
 from emulator.hints import SANDBOX_HEADER, NearMiss
-from emulator.journal import MAX_RESPONSE_BODY_BYTES, JournalEntry
+from emulator.journal import MAX_RESPONSE_BYTES, JournalEntry
 from emulator.options import CONTROL_PREFIX, Options
 from emulator.persistence import Saver, write_atomic
 
@@ -58,9 +69,13 @@ MAX_HEADER_BYTES = 8 * 1024  # one header line: name and value
 MAX_HEADERS_BYTES = 64 * 1024  # all header lines together
 PARSER_LIMIT_BYTES = 32 * 1024
 MAX_LINGERING_SECONDS = 10.0
+_TEXTUAL = ("json", "text/plain", "text/html")  # response types whose bodies the journal keeps
 
 CATALOG = catalog.PREFIX
 JOBS = export_jobs.PREFIX
+DEFINITIONS = segments.DEFINITIONS
+SEGMENT_JOBS = segments.SEGMENT_JOBS
+MERGE_POLICIES = merge_policies.PREFIX
 DATA_ACCESS = data_access.PREFIX
 CONTROL = CONTROL_PREFIX
 
@@ -99,6 +114,23 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
             ("GET", f"{JOBS}/", export_jobs.list_jobs),  # aepp's Profile module lists with a trailing slash
             ("GET", f"{JOBS}/{{job_id}}", export_jobs.get_job),
             ("DELETE", f"{JOBS}/{{job_id}}", export_jobs.delete_job),
+            ("POST", DEFINITIONS, segments.create_definition),
+            ("GET", DEFINITIONS, segments.list_definitions),
+            ("POST", f"{DEFINITIONS}/bulk-get", segments.bulk_get_definitions),
+            ("GET", f"{DEFINITIONS}/{{segment_id}}", segments.get_definition),
+            ("PATCH", f"{DEFINITIONS}/{{segment_id}}", segments.patch_definition),
+            ("DELETE", f"{DEFINITIONS}/{{segment_id}}", segments.delete_definition),
+            ("POST", SEGMENT_JOBS, segments.create_segment_job),
+            ("GET", SEGMENT_JOBS, segments.list_segment_jobs),
+            ("POST", f"{SEGMENT_JOBS}/bulk-get", segments.bulk_get_segment_jobs),
+            ("GET", f"{SEGMENT_JOBS}/{{job_id}}", segments.get_segment_job),
+            ("DELETE", f"{SEGMENT_JOBS}/{{job_id}}", segments.delete_segment_job),
+            ("GET", MERGE_POLICIES, merge_policies.list_policies),
+            ("POST", MERGE_POLICIES, merge_policies.create_policy),
+            ("POST", f"{MERGE_POLICIES}/bulk-get", merge_policies.bulk_get_policies),
+            ("GET", f"{MERGE_POLICIES}/{{policy_id}}", merge_policies.get_policy),
+            ("PATCH", f"{MERGE_POLICIES}/{{policy_id}}", merge_policies.patch_policy),
+            ("DELETE", f"{MERGE_POLICIES}/{{policy_id}}", merge_policies.delete_policy),
         ),
     ),
     RouteGroup(
@@ -128,15 +160,42 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
             ("POST", f"{CONTROL}/scenarios/next", control.queue_next_scenario),
             ("GET", f"{CONTROL}/jobs", control.list_jobs),
             ("POST", f"{CONTROL}/jobs/{{job_id}}/force", control.force_job),
+            ("GET", f"{CONTROL}/segments", control.list_segments),
             ("GET", f"{CONTROL}/requests", control.list_requests),
             ("GET", f"{CONTROL}/requests.har", control.requests_har),
             ("DELETE", f"{CONTROL}/requests", control.clear_requests),
             ("GET", f"{CONTROL}/openapi.json", control.openapi_document),
+            # The dashboard (emulator/api/ui.py): pages, assets, form actions, the live feed.
+            ("GET", f"{CONTROL}/ui", ui.tenants),
+            ("GET", f"{CONTROL}/ui/jobs", ui.tenant_jobs),
+            ("GET", f"{CONTROL}/ui/jobs/{{job_id}}", ui.job),
+            ("GET", f"{CONTROL}/ui/files/{{file_id}}", ui.file_preview),
+            ("GET", f"{CONTROL}/ui/files/{{file_id}}/download", ui.file_download),
+            ("GET", f"{CONTROL}/ui/requests", ui.requests),
+            ("GET", f"{CONTROL}/ui/requests.har", ui.requests_har),
+            ("GET", f"{CONTROL}/ui/scenarios", ui.scenarios),
+            ("GET", f"{CONTROL}/ui/static/{{name}}", ui.static),
+            ("GET", f"{CONTROL}/ui/events", ui.events),
+            ("POST", f"{CONTROL}/ui/clock/advance", ui.advance_clock),
+            ("POST", f"{CONTROL}/ui/reset", ui.reset),
+            ("POST", f"{CONTROL}/ui/scenarios/default", ui.set_default_scenario),
+            ("POST", f"{CONTROL}/ui/scenarios/next", ui.queue_next_scenario),
         ),
     ),
     RouteGroup("/", Envelope.PROBLEM, gateway=False),  # anything else: a 404 in the problem shape
 )
 ROUTES: tuple[Route, ...] = tuple(route for group in ROUTE_GROUPS for route in group.routes)
+_PATHS = {path for _, path, _ in ROUTES}
+_LAST_VARIABLE = re.compile(r"^(.*)/{([a-z_]+)}$")
+
+
+def _registered(path: str) -> str:
+    """The path as the router gets it: an id variable beside a literal `.../bulk-get` route never matches
+    `bulk-get` (so GET .../bulk-get is a 405, as for any other method the literal route lacks)."""
+    match = _LAST_VARIABLE.match(path)
+    if match is None or f"{match.group(1)}/bulk-get" not in _PATHS:
+        return path
+    return f"{match.group(1)}/{{{match.group(2)}:(?!bulk-get$)[^{{}}/]+}}"
 
 
 def group_of_path(path: str) -> RouteGroup:
@@ -163,6 +222,7 @@ def create_app(options: Options | None = None, backend: Backend | None = None) -
         },
     )
     app[BACKEND] = backend
+    app.on_shutdown.append(lambda _: _close_feeds(backend))  # live feeds end, so shutdown need not wait
     if options.state_file is not None:
         lock = backend.state_lock  # the backend loaded the file the lock names (symbolic links followed)
         state_path = lock.path if lock is not None else options.state_file
@@ -170,8 +230,13 @@ def create_app(options: Options | None = None, backend: Backend | None = None) -
         app.cleanup_ctx.append(_saving(saver, options.save_interval))
     for group in ROUTE_GROUPS:
         for method, path, handler in group.routes:
-            groups[app.router.add_route(method, path, handler).resource] = group  # type: ignore[index]
+            route = app.router.add_route(method, _registered(path), handler)
+            groups[route.resource] = group  # type: ignore[index]
     return app
+
+
+async def _close_feeds(backend: Backend) -> None:
+    backend.events.close()
 
 
 def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGroup]) -> Middleware:
@@ -227,13 +292,7 @@ def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGro
             return response
         headers = request.headers
         status = response.status
-        body = response.body if type(response) is web.Response else None
-        if isinstance(body, bytes):
-            size = len(body)
-            if size > MAX_RESPONSE_BODY_BYTES:
-                body = body[:MAX_RESPONSE_BODY_BYTES]
-        else:
-            body, size = None, -1 if body is None else len(body) if isinstance(body, memoryview) else -1
+        kept, size = _response_body(response)
         entry = JournalEntry(
             method=request.method,
             path=request.path,
@@ -246,17 +305,17 @@ def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGro
             time=clock.now_ms(),
             dropped=dropped,
             note=request.get(JOURNAL_NOTE),
+            request_id=response.headers.get("x-request-id") or client_request_id(request),
+            response_body=kept,
+            response_type=response.content_type,
+            response_size=size,
             duration_ms=duration_ms,
-            # An error answer always carries one (the client's, or a new one); a success echoes none.
-            request_id=response.headers.get("x-request-id") if status >= 400 else headers.get("x-request-id"),
             job=concern.job if concern else request.match_info.get("job_id"),
             scenario=concern.scenario if concern else None,
             fault=fault,
             hint=miss.hint if miss else None,
             near_miss=miss.to_json() if miss else None,
             response_headers=response.headers,
-            response_body=body,
-            response_size=size,
             version=request.version,
         )
         journal.record(entry, epoch)
@@ -291,7 +350,9 @@ def _log(
     headers = request.headers
     logs.log_request(
         {
-            "requestId": response.headers.get("x-request-id") or headers.get("x-request-id"),
+            "requestId": entry.request_id
+            if entry
+            else response.headers.get("x-request-id") or headers.get("x-request-id"),
             "org": entry.org if entry else headers.get("x-gw-ims-org-id"),
             "sandbox": entry.sandbox if entry else headers.get("x-sandbox-name"),
             "method": request.method,
@@ -329,6 +390,17 @@ def error_response(request: web.Request, exc: Exception, envelope: Envelope) -> 
     status, body = render_error(error, envelope, request_id)
     headers = {**error.headers, "x-request-id": request_id}
     return web.Response(status=status, body=body, headers=headers, content_type="application/json")
+
+
+def _response_body(response: web.StreamResponse) -> tuple[bytes, int]:
+    """What the journal keeps of a response body (JSON or text, up to MAX_RESPONSE_BYTES; no copy below it),
+    and the body's length."""
+    body = response.body if isinstance(response, web.Response) else None
+    if not isinstance(body, bytes):
+        return b"", response.content_length or 0
+    if not response.content_type.endswith(_TEXTUAL):
+        return b"", len(body)
+    return (body if len(body) <= MAX_RESPONSE_BYTES else body[:MAX_RESPONSE_BYTES]), len(body)
 
 
 async def _body_text(request: web.Request) -> str:

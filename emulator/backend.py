@@ -11,18 +11,24 @@ from emulator import persistence
 from emulator.budget import TenantBudget
 from emulator.catalog import Catalog, batch_status
 from emulator.clock import Clock
+from emulator.events import RESET, EventHub
 from emulator.faults import Faults
 from emulator.jobs import ExportJobs
 from emulator.journal import Journal
 from emulator.lifecycle import SUCCEEDED
+from emulator.merge_policies import MergePolicies
 from emulator.options import Options
 from emulator.scenarios import ScenarioRegistry, startup_scenarios
+from emulator.segment_job_view import SegmentCounts
+from emulator.segment_jobs import SegmentJob, SegmentJobs
+from emulator.segments import SegmentDefinitions
 from emulator.store import Batch, ExportJob, Store, Tenant
 from emulator.tokens import Tokens, load_credentials
 from emulator.validation import Schemas, bundled_schemas, describe
 
 if TYPE_CHECKING:
     from emulator.exportdata import Exports
+    from emulator.exportdata.audience import Audience
 
 _log = logging.getLogger(__name__)
 
@@ -35,16 +41,29 @@ class Backend:
         a warning in the log by default."""
         self.options = options
         self.schemas = schemas or bundled_schemas()
-        self.clock = Clock(options.clock, options.speed, options.start_time_ms)
+        self.events = EventHub()  # what the dashboard's live feed hears (emulator/events.py)
+        self.clock = Clock(options.clock, options.speed, options.start_time_ms, self.events)
         self.store = Store()
         self.tokens = Tokens(load_credentials(options.credentials_file, self.schemas))
-        self.journal = Journal(options.journal_limit)
+        self.journal = Journal(options.journal_limit, self.events)
         self.faults = Faults()
         self.scenarios = ScenarioRegistry(
-            startup_scenarios(options.scenario_paths, notice or _log.warning), options.default_scenario
+            startup_scenarios(options.scenario_paths, notice or _log.warning),
+            options.default_scenario,
+            events=self.events,
         )
         self.catalog = Catalog(
             self.store, self.clock, options.seed, TenantBudget(options.max_tenant_bytes), measures=self
+        )
+        self.merge_policies = MergePolicies(self.clock)
+        self.definitions = SegmentDefinitions(self.clock, self.merge_policies)
+        self.segment_jobs = SegmentJobs(
+            self.clock,
+            self.scenarios,
+            self.definitions,
+            self.merge_policies,
+            max_per_tenant=options.max_jobs_per_tenant,
+            max_processing=options.max_segment_jobs_processing,
         )
         self.jobs = ExportJobs(
             self.store,
@@ -52,8 +71,14 @@ class Backend:
             self.scenarios,
             self.catalog,
             max_per_tenant=options.max_jobs_per_tenant,
+            check_merge_policy=lambda tenant, policy: self.merge_policies.check(
+                tenant, policy, "mergePolicy.id"
+            ),
+            definitions=self.definitions.snapshot,
+            events=self.events,
         )
         self._exports: Exports | None = None
+        self._audience: Audience | None = None
         # Held from the load to the last save (see persistence.StateLock); released by close().
         self.state_lock: persistence.StateLock | None = None
         if options.state_file is not None:
@@ -86,6 +111,28 @@ class Backend:
                 self.catalog, self.options.seed, cache_bytes=self.options.file_cache_bytes
             )
         return self._exports
+
+    @property
+    def audience(self) -> Audience:
+        """Segment jobs' counts, built on first use (pyarrow, as the exports)."""
+        if self._audience is None:
+            from emulator.exportdata.audience import Audience
+
+            self._audience = Audience(self.options.seed)
+        return self._audience
+
+    def segment_job_counts(self, job: SegmentJob) -> SegmentCounts | None:
+        """The members a succeeded segment job's definitions select."""
+        if job.progress.status != SUCCEEDED:
+            return None
+        return self.audience.job_counts(job)
+
+    async def prepare_segment_counts(self, jobs: Iterable[SegmentJob]) -> None:
+        """Count the members of these segment jobs off the event loop, so that `segment_job_counts`
+        answers at once. Jobs that have not succeeded show no counts: exportdata is not imported."""
+        succeeded = [job for job in jobs if job.progress.status == SUCCEEDED]
+        if succeeded:
+            await self.audience.prepare(succeeded)
 
     async def prepare_counters(self, jobs: Iterable[ExportJob]) -> None:
         """Count what these jobs exported off the event loop, so that `job_counters` answers at once.
@@ -129,8 +176,13 @@ class Backend:
     def reset(self, tenant: Tenant | None = None) -> None:
         """Everything back to startup state, or one tenant's objects only."""
         self.store.clear(tenant)
+        for component in (self.merge_policies, self.definitions, self.segment_jobs):
+            component.reset(tenant)
         if self._exports is not None:
             self._exports.reset()  # cached plans and files are recomputable; ids restart after a full reset
+        if self._audience is not None:
+            self._audience.reset()
+        self.events.publish(RESET)
         if tenant is not None:
             return
         self.catalog.reset_ids()
@@ -150,6 +202,11 @@ class Backend:
             "scenarios": self.scenarios.state(),
             "jobs": self.jobs.state(),
             "catalog": self.catalog.state(),
+            "audience": {
+                "mergePolicies": self.merge_policies.state(),
+                "definitions": self.definitions.state(),
+                "segmentJobs": self.segment_jobs.state(),
+            },
         }
 
     def restore(self, state: Mapping[str, Any], *, source: Path | str = "<state>") -> None:
@@ -161,11 +218,17 @@ class Backend:
             scenarios = self.scenarios.restore(state["scenarios"])
             jobs, by_id = self.jobs.restore(state["jobs"])
             catalog = self.catalog.restore(state["catalog"], by_id)
+            audience = state.get("audience", {})  # absent from files saved before the audience leg
+            policies = self.merge_policies.restore(audience.get("mergePolicies", {}))
+            definitions = self.definitions.restore(audience.get("definitions", {}))
+            segment_jobs = self.segment_jobs.restore(audience.get("segmentJobs", {}))
         self.store.clear()  # jobs and catalog share the store's tenants: each fills in its part
-        for commit in (clock, tokens, scenarios, jobs, catalog):
+        for commit in (clock, tokens, scenarios, jobs, catalog, policies, definitions, segment_jobs):
             commit()
         if self._exports is not None:
             self._exports.reset()  # the exports keep no state: their caches are remade from the above
+        if self._audience is not None:
+            self._audience.reset()
 
     def compatibility(self) -> dict[str, Any]:
         """Options a saved state only makes sense with: exported data follows the seed, time the clock."""
@@ -177,4 +240,9 @@ class Backend:
         datasets = sum(len(s.datasets) for s in tenants)
         jobs = sum(len(s.jobs) for s in tenants)
         batches = sum(len(s.batches) for s in tenants)
-        return f"{datasets} datasets, {jobs} jobs, {batches} batches, {len(self.tokens)} tokens"
+        definitions = sum(1 for _ in self.definitions.all())
+        segment_jobs = sum(1 for _ in self.segment_jobs.all_jobs())
+        return (
+            f"{datasets} datasets, {jobs} jobs, {batches} batches, {len(self.tokens)} tokens, "
+            f"{definitions} segment definitions, {segment_jobs} segment jobs"
+        )

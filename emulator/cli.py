@@ -109,6 +109,7 @@ def options_from(args: argparse.Namespace) -> Options:
         log_format=value["log_format"],
         max_body_bytes=value["max_body_bytes"],
         max_jobs_per_tenant=value["max_jobs_per_tenant"],
+        max_segment_jobs_processing=value["max_segment_jobs_processing"],
         journal_limit=value["journal_limit"],
         file_cache_bytes=value["file_cache_bytes"],
         max_tenant_bytes=value["max_tenant_bytes"],

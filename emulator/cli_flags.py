@@ -18,6 +18,7 @@ from emulator.options import (
     DEFAULT_KEEPALIVE_TIMEOUT_SECONDS,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_JOBS_PER_TENANT,
+    DEFAULT_MAX_SEGMENT_JOBS_PROCESSING,
     DEFAULT_MAX_TENANT_BYTES,
     DEFAULT_SAVE_INTERVAL_SECONDS,
     DEFAULT_SEND_TIMEOUT_SECONDS,
@@ -225,6 +226,13 @@ SERVE_FLAGS = (
         "past this, a tenant's oldest finished job is evicted; 429 if none has finished",
         DEFAULT_MAX_JOBS_PER_TENANT,
         count(1),
+        metavar="N",
+    ),
+    Flag(
+        "--max-segment-jobs-processing",
+        "a tenant's live segment jobs past which a new one gets 429 (too many in processing); 0: no limit",
+        DEFAULT_MAX_SEGMENT_JOBS_PROCESSING,
+        count(0),
         metavar="N",
     ),
     Flag(

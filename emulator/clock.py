@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from emulator.events import CLOCK, EventHub
 from emulator.options import MAX_SPEED, ClockMode
 
 # Every time the emulator shows is an RFC 3339 instant from 1970 to the end of year 9999.
@@ -32,8 +33,15 @@ class Clock:
     """`real`: wall time scaled by `speed` from the start instant. `manual`: frozen until advanced. Either
     stays within MIN_TIME_MS..MAX_TIME_MS: a real clock stops at the end of year 9999."""
 
-    def __init__(self, mode: ClockMode = "real", speed: float = 1.0, start_ms: int | None = None):
+    def __init__(
+        self,
+        mode: ClockMode = "real",
+        speed: float = 1.0,
+        start_ms: int | None = None,
+        events: EventHub | None = None,
+    ):
         speed = check_speed(speed)
+        self._events = events or EventHub()
         if start_ms is not None:
             check_time_ms(start_ms, "the start time")
         self.mode: ClockMode = mode
@@ -65,11 +73,13 @@ class Clock:
                 f"advancing by {seconds} s would take the clock past {MAX_TIME}, the last instant it shows"
             )
         self._offset_ms += step_ms
+        self._events.publish(CLOCK)
         return self.now_ms()
 
     def reset(self) -> None:
         """Forget advances: a manual clock goes back to its start instant; a real one keeps running."""
         self._offset_ms = 0
+        self._events.publish(CLOCK)
 
     def state(self) -> dict[str, Any]:
         """What a restart keeps. A real clock runs on while the emulator is down: it keeps the wall time its

@@ -87,10 +87,21 @@ class MethodNotAllowed(ApiError):
         )
 
 
+class Forbidden(ApiError):
+    status = 403
+    title = "ForbiddenError"
+
+
 class Conflict(ApiError):
     status = 409
     title = "ConflictError"
     ups_code = "113009"
+
+
+class Unprocessable(ApiError):
+    status = 422
+    title = "UnprocessableEntityError"
+    ups_code = "113022"
 
 
 class RequestTimeout(ApiError):
@@ -151,6 +162,7 @@ _TITLES = {
     401: "UnauthorizedError",
     403: "ForbiddenError",
     404: "NotFoundError",
+    422: "UnprocessableEntityError",
     429: "TooManyRequestsError",
     500: "InternalServerError",
     502: "BadGatewayError",

@@ -68,13 +68,16 @@ def admission(backend: Backend) -> Callable[[web.Request], Tenant]:
         if not (api_key.isascii() and org.isascii() and sandbox.isascii()):
             _require_text(("x-api-key", api_key), ("x-gw-ims-org-id", org), ("x-sandbox-name", sandbox))
         if request.query and len(set(request.query)) != len(request.query):
-            # Services read one value per parameter: a repeated one is ambiguous, not first-wins. Catalog's
-            # `property` is the exception: its repetitions are ANDed (filter-data.md).
+            # Services read one value per parameter: a parameter repeated with different values is
+            # ambiguous, not first-wins. The same value twice is not (aepp's getMergePolicies sends `limit`
+            # both in the documented `_links.next.href` and as its own parameter). Catalog's `property` is
+            # the exception: its repetitions are ANDed (filter-data.md).
+            query = request.query
             repeated = sorted(
                 {
                     key
-                    for key in request.query
-                    if len(request.query.getall(key)) > 1
+                    for key in query
+                    if len(set(query.getall(key))) > 1
                     and not (key in REPEATABLE and request.path.startswith(REPEATABLE_UNDER))
                 }
             )

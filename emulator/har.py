@@ -2,7 +2,7 @@
 
 Each entry is one journaled request and its response: headers, query, bodies (the journal's heads of them:
 request bodies up to journal.MAX_BODY_CHARS characters, text response bodies up to
-journal.MAX_RESPONSE_BODY_BYTES bytes; a cut body says so in its `comment`), timings (the emulator's own
+journal.MAX_RESPONSE_BYTES bytes; a cut body says so in its `comment`), timings (the emulator's own
 handling time, as `wait`), and the near-miss hint as the entry's `comment`. Emulator-specific facts go in
 fields prefixed with `_`, which HAR allows: `_emulator` holds the journal entry's id, tenant, emulator time,
 job, scenario, fault and full near-miss report.
@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from emulator import __version__
-from emulator.journal import MAX_BODY_CHARS, MAX_RESPONSE_BODY_BYTES, TEXT_TYPES, JournalEntry
+from emulator.journal import MAX_BODY_CHARS, MAX_RESPONSE_BYTES, JournalEntry
 
 HAR_VERSION = "1.2"
 PATH_SAFE = "/%:@!$&'()*+,;=-._~"  # RFC 3986 pchar (and `/`), left as they are
@@ -98,16 +98,13 @@ def _request(entry: JournalEntry, origin: str) -> dict[str, Any]:
 
 def _response(entry: JournalEntry) -> dict[str, Any]:
     headers = _headers(entry.response_headers)
-    mime = next((h["value"] for h in headers if h["name"].lower() == "content-type"), "")
-    content: dict[str, Any] = {"size": max(entry.response_size, 0), "mimeType": mime}
+    content: dict[str, Any] = {"size": entry.response_size, "mimeType": entry.response_type}
     if entry.dropped:
         content["comment"] = "a scenario fault closed the connection: the client got no answer"
-    elif entry.response_body is not None and mime.startswith(TEXT_TYPES):
-        content["text"] = entry.response_text()
-        if entry.response_size > len(entry.response_body):
-            content["comment"] = (
-                f"the journal keeps the first {MAX_RESPONSE_BODY_BYTES} bytes of a response body"
-            )
+    elif entry.response_body:
+        content["text"] = entry.response_body.decode("utf-8", errors="replace")
+        if entry.truncated:
+            content["comment"] = f"the journal keeps the first {MAX_RESPONSE_BYTES} bytes of a body"
     elif entry.response_size:
         content["comment"] = "binary or streamed body: not kept by the journal"
     try:
@@ -123,7 +120,7 @@ def _response(entry: JournalEntry) -> dict[str, Any]:
         "content": content,
         "redirectURL": next((h["value"] for h in headers if h["name"].lower() == "location"), ""),
         "headersSize": -1,
-        "bodySize": -1 if entry.dropped else max(entry.response_size, -1),
+        "bodySize": -1 if entry.dropped else entry.response_size,
     }
 
 

@@ -12,6 +12,7 @@ from emulator.catalog import Catalog
 from emulator.catalog_views import export_format
 from emulator.clock import Clock
 from emulator.errors import BadRequest, Conflict, NotFound, TooManyRequests
+from emulator.events import JOBS, EventHub
 from emulator.exportlimits import check_export
 from emulator.faults import Fault, take
 from emulator.job_listing import JobPage, ListQuery, first_page
@@ -45,6 +46,17 @@ class Created:
     choice: Choice
 
 
+Definitions = tuple[tuple[str, str, str, str], ...]
+
+
+def _no_check(tenant: Tenant, merge_policy_id: str) -> None:
+    return None
+
+
+def _no_definitions(tenant: Tenant, segment_ids: list[str]) -> Definitions:
+    return ()
+
+
 class ExportJobs:
     def __init__(
         self,
@@ -54,12 +66,20 @@ class ExportJobs:
         catalog: Catalog,
         *,
         max_per_tenant: int = DEFAULT_MAX_JOBS_PER_TENANT,
+        check_merge_policy: Callable[[Tenant, str], None] = _no_check,
+        definitions: Callable[[Tenant, list[str]], Definitions] = _no_definitions,
+        events: EventHub | None = None,
     ):
+        """`check_merge_policy` refuses a `mergePolicy.id` the tenant does not have; `definitions` gives
+        the segment definitions of the requested segment ids (snapshotted on the job)."""
+        self.events = events or EventHub()
         self.store = store
         self.clock = clock
         self.scenarios = scenarios
         self.catalog = catalog
         self.max_per_tenant = max_per_tenant
+        self.check_merge_policy = check_merge_policy
+        self.definitions = definitions
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -90,6 +110,9 @@ class ExportJobs:
         per_segment = normalized["destination"]["segmentPerBatch"]
         if per_segment and not segments:
             raise BadRequest("destination.segmentPerBatch: true needs at least one filter.segments entry")
+        merge_policy = normalized.get("mergePolicy", {}).get("id")
+        if merge_policy is not None:
+            self.check_merge_policy(tenant, merge_policy)
         size = self.catalog.budget.size(tenant, normalized)  # --max-tenant-bytes, checked before any change
         choice = self.scenarios.choose(requested_scenario, normalized)
         check_export(normalized, choice.scenario)
@@ -108,12 +131,14 @@ class ExportJobs:
             batch_ids=tuple(self.catalog.new_id(32) for _ in (segments if per_segment else [None])),
             progress=lifecycle.start(scenario.steps, self.clock.now_ms()),
             profile_instance_id=profile_instance_id or DEFAULT_SEGMENT_NS,
+            definitions=self.definitions(tenant, [s["segmentId"] for s in segments]),
         )
         self.catalog.budget.hold(tenant, job, normalized, size)
         state.add_job(job)
         for index, batch_id in enumerate(job.batch_ids):
             segment = segments[index] if per_segment else None
             self.catalog.add_batch(Batch(batch_id, tenant, dataset_id, job, segment, client_id))
+        self.events.publish(JOBS)
         return Created(job, fault, choice)
 
     def _make_room(self, tenant: Tenant) -> None:
@@ -161,6 +186,8 @@ class ExportJobs:
         computed."""
         self._current(job)
         job.refresh(self.clock.now_ms(), poll=True)
+        job.polls += 1
+        self.events.publish(JOBS)
         return job
 
     def cancel(self, job: ExportJob) -> str:
@@ -170,6 +197,7 @@ class ExportJobs:
         self.refresh(job)
         if job.progress.is_terminal:
             self.store.tenant(job.tenant).remove_job(job)
+            self.events.publish(JOBS)
             return DELETED
         scenario = job.scenario
         job.set_progress(
@@ -177,6 +205,7 @@ class ExportJobs:
                 job.progress, scenario.cancel_status, scenario.cancel_errors, self.clock.now_ms()
             )
         )
+        self.events.publish(JOBS)
         return CANCELLING
 
     def force(self, job: ExportJob, status: str, errors: tuple[JobError, ...]) -> ExportJob:
@@ -186,6 +215,7 @@ class ExportJobs:
                 f"Export job {job.id} is already {job.progress.status}; terminal states never change"
             )
         job.set_progress(lifecycle.force(job.progress, status, errors, self.clock.now_ms()))
+        self.events.publish(JOBS)
         return job
 
     # -- queries --------------------------------------------------------------------------------

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from emulator.events import REQUESTS, EventHub
 from emulator.jsonio import dumps
 
 # Bodies may be as large as --max-body-bytes allows and the journal holds thousands of entries: keep the head.
 MAX_BODY_CHARS = 64 * 1024
-# Of a response, the head of its body is kept (text bodies only: JSON, not the bytes of exported files).
-MAX_RESPONSE_BODY_BYTES = 16 * 1024
-TEXT_TYPES = ("application/json", "text/", "application/x-ndjson", "application/problem+json")
+# Response bodies are kept as the bytes the client got (no copy) up to this size, and cut to it past it
+# (JSON and text bodies only: not the bytes of exported files).
+MAX_RESPONSE_BYTES = 16 * 1024
 # A request refused for the size of its URL or headers (414, 431) keeps its method, status and the head of
 # its path only: the app's limits bound every other entry's URL and headers, not these.
 OVERSIZED = frozenset({414, 431})
@@ -59,22 +60,25 @@ class JournalEntry:
     time: int
     dropped: bool = False  # a scenario fault closed the connection: the client got no answer
     note: str | None = None  # what the emulator did that the client did not ask for
+    # The client's x-request-id, or the one an error answered with; None: the journal names the entry.
+    request_id: str | None = None
+    response_body: bytes = b""  # at most MAX_RESPONSE_BYTES (a streamed or binary body is not kept)
+    response_type: str = ""
+    response_size: int = 0  # the whole body's length when known
     duration_ms: float = 0.0  # from the request reaching the app to its response being ready (wall time)
-    request_id: str | None = None  # the x-request-id the client sent, or the one an error answer carried
     job: str | None = None  # the export job the request concerned
     scenario: str | None = None  # that job's scenario (or the one chosen for a job a fault refused)
     fault: str | None = None  # the scenario fault that answered instead of the service
     hint: str | None = None
     near_miss: dict[str, Any] | None = None
     response_headers: Mapping[str, str] = field(default_factory=dict)
-    response_body: bytes | None = None  # None: not kept (binary, streamed, or no answer)
-    response_size: int = -1  # the response body's length in bytes; -1 when unknown
     version: tuple[int, int] = (1, 1)  # the request's HTTP version
     id: int = 0  # the journal's running number for the request, unique in the server's life
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "requestId": self.request_id or "",  # recorded entries always have one
             "method": self.method,
             "path": self.path,
             "query": dict(self.query),
@@ -84,7 +88,6 @@ class JournalEntry:
             "status": self.status,
             "time": self.time,
             "durationMs": round(self.duration_ms, 3),
-            "requestId": self.request_id,
             "job": self.job,
             "scenario": self.scenario,
             "fault": self.fault,
@@ -94,9 +97,11 @@ class JournalEntry:
             "nearMiss": self.near_miss,
             "tenant": {"org": self.org, "sandbox": self.sandbox},
             "response": {
-                "headers": {name.lower(): value for name, value in dict(self.response_headers).items()},
-                "body": self.response_text(),
+                "contentType": self.response_type,
                 "size": self.response_size,
+                "body": self.response_body.decode("utf-8", errors="replace"),
+                "truncated": self.truncated,
+                "headers": {name.lower(): value for name, value in dict(self.response_headers).items()},
             },
         }
 
@@ -104,24 +109,20 @@ class JournalEntry:
     def http_version(self) -> str:
         return f"HTTP/{self.version[0]}.{self.version[1]}"
 
-    def response_text(self) -> str | None:
-        """The kept head of the response body as text; None when it was not kept."""
-        body = self.response_body
-        if body is None:
-            return None
-        text = body.decode("utf-8", errors="replace")
-        if self.response_size > len(body):
-            text += f"... [{self.response_size - len(body)} more bytes]"
-        return text
+    @property
+    def truncated(self) -> bool:
+        """The kept body is shorter than the one the client got."""
+        return self.response_size > len(self.response_body)
 
 
 class Journal:
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, events: EventHub | None = None):
         self._entries: deque[JournalEntry] = deque(maxlen=limit)
+        self._events = events or EventHub()
         # Counts clears (a reset, DELETE /_emulator/requests): a request records the epoch it started in,
         # and its entry is dropped if the journal was cleared meanwhile.
         self.epoch = 0
-        self.recorded = 0  # entries ever recorded: each entry's `id`
+        self.recorded = 0  # entries ever recorded: each entry's `id` (and name, when it carried no id)
 
     def record(self, entry: JournalEntry, epoch: int | None = None) -> None:
         """Append `entry`, unless the request started (at `epoch`) before the journal was last cleared."""
@@ -129,12 +130,15 @@ class Journal:
             return
         self.recorded += 1
         entry.id = self.recorded
+        if entry.request_id is None:
+            entry.request_id = f"emulator-{self.recorded}"
         if entry.status in OVERSIZED:
             entry = replace(entry, path=entry.path[:MAX_OVERSIZED_PATH_CHARS], query={}, headers={})
         if len(entry.body) > MAX_BODY_CHARS:
             cut = len(entry.body) - MAX_BODY_CHARS
             entry = replace(entry, body=f"{entry.body[:MAX_BODY_CHARS]}... [{cut} more characters]")
         self._entries.append(entry)
+        self._events.publish(REQUESTS)
 
     def clear(self) -> None:
         self._entries.clear()

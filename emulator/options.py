@@ -18,6 +18,7 @@ TOKEN_LIFETIME_SECONDS = 86399  # IMS access tokens' expires_in
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_JOBS_PER_TENANT = 100_000
+DEFAULT_MAX_SEGMENT_JOBS_PROCESSING = 0  # no limit
 DEFAULT_JOURNAL_LIMIT = 10_000
 DEFAULT_FILE_CACHE_BYTES = 8 * 1024 * 1024
 DEFAULT_SAVE_INTERVAL_SECONDS = 5.0
@@ -54,6 +55,8 @@ class Options:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # Past this many export jobs a tenant's oldest finished one is evicted with its batches; 429 if none is.
     max_jobs_per_tenant: int = DEFAULT_MAX_JOBS_PER_TENANT
+    # A tenant's live segment jobs past which a new one is refused with the spec's 429; 0: no limit.
+    max_segment_jobs_processing: int = DEFAULT_MAX_SEGMENT_JOBS_PROCESSING
     journal_limit: int = DEFAULT_JOURNAL_LIMIT  # entries; the oldest is evicted first
     file_cache_bytes: int = DEFAULT_FILE_CACHE_BYTES  # exported files kept in an LRU cache
     keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT_SECONDS

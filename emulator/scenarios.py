@@ -16,9 +16,20 @@ import yaml
 
 from emulator import yamldoc
 from emulator.errors import BadRequest, Conflict
+from emulator.events import SCENARIOS, EventHub
 from emulator.faults import Fault, FaultError, by_operation, parse_fault
-from emulator.lifecycle import CANCELLED, DATASET_WRITE, PROCESSING, TERMINAL, JobError, Step
+from emulator.lifecycle import CANCELLED, JobError, Step
 from emulator.resources import bundled_dir
+from emulator.scenario_steps import (
+    DEFAULT_SEGMENT_SCENARIO,
+    EXPORT,
+    SEGMENT,
+    ScenarioError,
+    check_steps,
+)
+
+# Defined in emulator/scenario_steps.py, part of this module's interface.
+__all__ = ["EXPORT", "SEGMENT", "ScenarioError"]
 from emulator.validation import Schemas, bundled_schemas
 
 if TYPE_CHECKING:
@@ -41,16 +52,6 @@ MAX_UPLOADED_SCENARIO_BYTES = 4 * 1024 * 1024
 MAX_QUEUED = 10_000
 
 
-class ScenarioError(Exception):
-    """A scenario that cannot be loaded: where (file and YAML path) and why."""
-
-    def __init__(self, source: str, yaml_path: str, reason: str):
-        super().__init__(f"{source}: {yaml_path or '<document>'}: {reason}")
-        self.source = source
-        self.yaml_path = yaml_path
-        self.reason = reason
-
-
 @dataclass(frozen=True)
 class ProfilesSpec:
     count: int = 1000
@@ -71,6 +72,7 @@ class Scenario:
     faults: tuple[Fault, ...] = ()
     cancel_status: str = CANCELLED
     cancel_errors: tuple[JobError, ...] = ()
+    kind: str = EXPORT
     # The YAML or JSON it was parsed from: what a state file keeps of an uploaded scenario.
     text: str = field(default="", compare=False, repr=False)
     # `faults` by operation, built once: asked on every request to a job.
@@ -84,9 +86,12 @@ class Scenario:
         """The document's length in UTF-8 bytes: what the cap on uploaded scenarios counts."""
         return len(self.text.encode("utf-8"))
 
-    def matches(self, request: Mapping[str, Any]) -> bool:
+    def matches(self, request: Mapping[str, Any] | list[Mapping[str, Any]]) -> bool:
+        """Every `match` pattern holds for the request (for a list of documents: for any one of them)."""
         if not self.match:
             return False
+        if isinstance(request, list):
+            return any(self.matches(one) for one in request)
         return all(
             (value := _dotted(request, path)) is not None and fnmatch.fnmatchcase(_as_text(value), pattern)
             for path, pattern in self.match.items()
@@ -96,7 +101,7 @@ class Scenario:
         return self._faults_by_operation.get(operation, ())
 
     def summary(self) -> dict[str, str]:
-        return {"name": self.name, "description": self.description, "source": self.source}
+        return {"name": self.name, "description": self.description, "source": self.source, "kind": self.kind}
 
 
 def parse(
@@ -125,7 +130,8 @@ def parse(
     error = (schemas or bundled_schemas()).first_error(SCENARIO_SCHEMA, document) if check_schema else None
     if error is not None:
         raise ScenarioError(source, *_located(error))
-    _check_steps(document["steps"], source)
+    kind = document.get("kind", EXPORT)
+    check_steps(document["steps"], source, kind)
     steps = tuple(_step(raw) for raw in document["steps"])
     resolved = document.get("name") or name
     if not resolved:
@@ -154,37 +160,9 @@ def parse(
         faults=_faults(document.get("faults", []), source),
         cancel_status=on_cancel.get("status", CANCELLED),
         cancel_errors=tuple(_error(raw) for raw in on_cancel.get("errors", [])),
+        kind=kind,
         text=json.dumps(document, default=str) if text is None else text,
     )
-
-
-def _check_steps(raw_steps: list[dict[str, Any]], source: str) -> None:
-    """What the schema cannot say: the order of steps and phases."""
-    first = raw_steps[0]
-    if first["status"] in TERMINAL:
-        raise ScenarioError(
-            source, "steps[0].status", "the first step is the status at creation: NEW or PROCESSING"
-        )
-    if "after" in first:
-        raise ScenarioError(source, "steps[0].after", "the first step is reached at creation: no 'after'")
-    writing = False
-    for index, raw in enumerate(raw_steps):
-        if index and "after" not in raw:
-            raise ScenarioError(source, f"steps[{index}].after", "required on every step but the first")
-        if index and raw_steps[index - 1]["status"] in TERMINAL:
-            previous = raw_steps[index - 1]["status"]
-            raise ScenarioError(
-                source, f"steps[{index}]", f"unreachable: step {index - 1} is terminal ({previous})"
-            )
-        phase = raw.get("phase")
-        if phase is not None and raw["status"] != PROCESSING:
-            raise ScenarioError(source, f"steps[{index}].phase", "only a PROCESSING step has a phase")
-        if raw["status"] == PROCESSING:
-            if writing and phase != DATASET_WRITE:
-                raise ScenarioError(
-                    source, f"steps[{index}].phase", "the profile export cannot follow the dataset write"
-                )
-            writing = phase == DATASET_WRITE
 
 
 def _faults(raw_faults: list[dict[str, Any]], source: str) -> tuple[Fault, ...]:
@@ -272,23 +250,46 @@ class Choice:
     scenario: Scenario
     queued: bool = False  # taken from the queue (POST /_emulator/scenarios/next)
     overrode: str | None = None  # the scenario the client requested, when the queue won over it
+    position: int = 0  # where in the queue a queued choice is
 
 
 class ScenarioRegistry:
     """Known scenarios, the default, and the queue of scenarios for the next created jobs."""
 
-    def __init__(self, startup: list[Scenario], default: str):
+    def __init__(
+        self,
+        startup: list[Scenario],
+        default: str,
+        segment_default: str = DEFAULT_SEGMENT_SCENARIO,
+        events: EventHub | None = None,
+    ):
+        self._events = events or EventHub()
         self._startup = {s.name: s for s in startup}
-        self._startup_default = default
+        self._startup_defaults = {EXPORT: default, SEGMENT: segment_default}
         self.reset()
-        self.get(default)  # fail early on an unknown default
+        self._of_kind(self.get(default), EXPORT)  # fail early on an unknown default
+        if segment_default in self._startup:  # without segment scenarios, segment jobs get a clear 400
+            self._of_kind(self._startup[segment_default], SEGMENT)
 
     def reset(self) -> None:
         # Counts resets: an upload parsed while one happened must not land in the state after it.
         self.generation = getattr(self, "generation", -1) + 1
         self.scenarios: dict[str, Scenario] = dict(self._startup)
-        self.default = self._startup_default
+        self.defaults = dict(self._startup_defaults)
         self._queued: deque[str] = deque()
+
+    @property
+    def default(self) -> str:
+        """The default scenario of export jobs."""
+        return self.defaults[EXPORT]
+
+    def _of_kind(self, scenario: Scenario, kind: str) -> Scenario:
+        if scenario.kind != kind:
+            raise BadRequest(
+                f"Scenario '{scenario.name}' is for {scenario.kind} jobs, not {kind} jobs; "
+                f"{kind}-job scenarios: {self.known(kind)}"
+            )
+        return scenario
 
     def get(self, name: str) -> Scenario:
         try:
@@ -296,8 +297,8 @@ class ScenarioRegistry:
         except KeyError:
             raise BadRequest(f"Unknown scenario '{name}'; known scenarios: {self.known()}") from None
 
-    def known(self) -> str:
-        return ", ".join(sorted(self.scenarios))
+    def known(self, kind: str | None = None) -> str:
+        return ", ".join(sorted(n for n, s in self.scenarios.items() if kind is None or s.kind == kind))
 
     def add(self, scenario: Scenario, *, generation: int | None = None) -> None:
         """An uploaded scenario; one named like a known one replaces it (and does not count twice).
@@ -313,13 +314,16 @@ class ScenarioRegistry:
                 f"{problem}; replace one by uploading it under its name, or reset (POST /_emulator/reset)"
             )
         self.scenarios[scenario.name] = scenario
+        self._events.publish(SCENARIOS)
 
     def _uploaded(self) -> list[Scenario]:
         return [s for name, s in self.scenarios.items() if self._startup.get(name) is not s]
 
     def set_default(self, name: str) -> None:
-        self.get(name)
-        self.default = name
+        """The default for jobs of the scenario's kind."""
+        scenario = self.get(name)
+        self.defaults[scenario.kind] = name
+        self._events.publish(SCENARIOS)
 
     def queue_next(self, name: str, count: int) -> None:
         self.get(name)
@@ -329,33 +333,46 @@ class ScenarioRegistry:
                 "create jobs to use them, or reset"
             )
         self._queued.extend([name] * count)
+        self._events.publish(SCENARIOS)
 
     @property
     def queued(self) -> list[str]:
         return list(self._queued)
 
-    def choose(self, requested: str | None, request: Mapping[str, Any]) -> Choice:
-        """The scenario for a new job, first match wins: queued, the one the client requested by name,
-        the first whose `match` holds, the default. Takes nothing from the queue: `commit` does, once
-        the job is made."""
-        if self._queued:
-            overrode = requested if requested is not None and requested != self._queued[0] else None
-            return Choice(self.get(self._queued[0]), queued=True, overrode=overrode)
+    def choose(
+        self, requested: str | None, request: Mapping[str, Any] | list[Mapping[str, Any]], kind: str = EXPORT
+    ) -> Choice:
+        """The scenario for a new job of `kind`, first match wins: queued (the first queued scenario of that
+        kind), the one the client requested by name, the first of that kind whose `match` holds, the
+        kind's default. Takes nothing from the queue: `commit` does, once the job is made."""
+        position = self._queued_position(kind)
+        if position is not None:
+            name = self._queued[position]
+            overrode = requested if requested is not None and requested != name else None
+            return Choice(self.get(name), queued=True, overrode=overrode, position=position)
         if requested is not None:
             if requested not in self.scenarios:
                 raise BadRequest(
-                    f"Unknown scenario '{requested}' requested for the job; known scenarios: {self.known()}"
+                    f"Unknown scenario '{requested}' requested for the job; known {kind}-job scenarios: "
+                    f"{self.known(kind)}"
                 )
-            return Choice(self.scenarios[requested])
+            return Choice(self._of_kind(self.scenarios[requested], kind))
         for scenario in self.scenarios.values():
-            if scenario.matches(request):
+            if scenario.kind == kind and scenario.matches(request):
                 return Choice(scenario)
-        return Choice(self.scenarios[self.default])
+        return Choice(self.scenarios[self.defaults[kind]])
+
+    def _queued_position(self, kind: str) -> int | None:
+        for position, name in enumerate(self._queued):
+            scenario = self.scenarios.get(name)
+            if scenario is not None and scenario.kind == kind:
+                return position
+        return None
 
     def commit(self, choice: Choice) -> None:
         """The job was made: a queued choice leaves the queue."""
-        if choice.queued and self._queued:
-            self._queued.popleft()
+        if choice.queued and len(self._queued) > choice.position:
+            del self._queued[choice.position]
 
     # -- state file (emulator/persistence.py) ---------------------------------------------------
 
@@ -363,7 +380,12 @@ class ScenarioRegistry:
         """The scenarios uploaded through the control plane (the others load from the flags again), the
         default and the queue."""
         uploaded = [self.saved(s) for s in self._uploaded()]
-        return {"uploaded": uploaded, "default": self.default, "queued": list(self._queued)}
+        return {
+            "uploaded": uploaded,
+            "default": self.default,
+            "segmentDefault": self.defaults[SEGMENT],
+            "queued": list(self._queued),
+        }
 
     def restore(self, state: Mapping[str, Any]) -> Callable[[], None]:
         """Check a saved `state()`; the returned commit puts it in place (it cannot fail). Uploaded scenarios
@@ -377,15 +399,17 @@ class ScenarioRegistry:
             scenario = self.revive(saved)
             scenarios[scenario.name] = scenario
         default = str(state["default"])
+        segment_default = str(state.get("segmentDefault", self._startup_defaults[SEGMENT]))
         queued = deque(str(name) for name in state["queued"])
-        for name in {default, *queued}:
+        for name in {default, segment_default, *queued}:
             if name not in scenarios:
                 raise ValueError(
                     f"scenario '{name}' is the default or queued but is not loaded (was a file removed?)"
                 )
 
         def commit() -> None:
-            self.scenarios, self.default, self._queued = scenarios, default, queued
+            self.scenarios, self._queued = scenarios, queued
+            self.defaults = {EXPORT: default, SEGMENT: segment_default}
             self.generation += 1
 
         return commit

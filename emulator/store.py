@@ -43,6 +43,10 @@ class ExportJob:
     progress: Progress
     profile_instance_id: str = "ups"
     fault_hits: dict[str, int] = field(default_factory=dict)
+    # The segment definitions of `filter.segments`, as they were when the job was created: (segment id,
+    # expression type, format, value). Their members are what the job exports.
+    definitions: tuple[tuple[str, str, str, str], ...] = ()
+    polls: int = 0  # GETs of the job, all steps together (shown by the dashboard; not saved)
     # The job's wire form, encoded once per displayed state (see api/export_jobs._job_bytes): the
     # transitions it was encoded at, and the bytes.
     wire: tuple[tuple[Transition, ...], bytes] | None = field(default=None, compare=False, repr=False)
@@ -292,6 +296,7 @@ def job_state(job: ExportJob, listed: bool, scenario: int) -> dict[str, Any]:
         "batchIds": list(job.batch_ids),
         "profileInstanceId": job.profile_instance_id,
         "faultHits": dict(job.fault_hits),
+        "definitions": [list(definition) for definition in job.definitions],
         "progress": {
             "step": progress.step,
             "pollsInStep": progress.polls_in_step,
@@ -331,4 +336,5 @@ def job_from_state(tenant: Tenant, saved: Mapping[str, Any], scenario: Scenario)
         ),
         profile_instance_id=str(saved["profileInstanceId"]),
         fault_hits={str(k): int(v) for k, v in saved["faultHits"].items()},
+        definitions=tuple((str(i), str(t), str(f), str(v)) for i, t, f, v in saved.get("definitions", [])),
     )

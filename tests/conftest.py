@@ -10,13 +10,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from emulator.app import create_app
+from emulator.merge_policies import default_policy_id
 from emulator.options import Options
+from emulator.store import Tenant
 from emulator.validation import bundled_schemas
 
 ORG = "TESTORG@AdobeOrg"
 OTHER_ORG = "OTHERORG@AdobeOrg"
 START_MS = 1_700_000_000_000
 PROFILE_UNION = "https://ns.adobe.com/xdm/context/profile__union"
+# The id of ORG's (sandbox prod) default merge policy: deterministic, so test bodies can name it.
+DEFAULT_MERGE_POLICY = default_policy_id(Tenant(ORG, "prod"))
 
 
 def aep_headers(org: str = ORG, sandbox: str | None = "prod", **extra: str) -> dict[str, str]:

@@ -18,7 +18,10 @@ from emulator.jsonio import dumps
 from emulator.lifecycle import JobError
 from emulator.options import DEFAULT_SANDBOX
 from emulator.params import int_param
-from emulator.scenarios import MAX_DOCUMENT_BYTES, ScenarioError, parse_text
+from emulator.scenarios import MAX_DOCUMENT_BYTES, SEGMENT, ScenarioError, parse_text
+from emulator.segment_job_view import segment_job_json
+from emulator.segment_jobs import SegmentJob
+from emulator.segments import membership_json
 from emulator.store import ExportJob, Tenant
 
 PREFIX = "/_emulator"
@@ -59,6 +62,7 @@ async def list_scenarios(request: web.Request) -> web.Response:
     return json_response(
         {
             "default": registry.default,
+            "segmentDefault": registry.defaults[SEGMENT],
             "scenarios": [s.summary() for s in registry.scenarios.values()],
             "queued": registry.queued,
         }
@@ -89,7 +93,8 @@ async def set_default_scenario(request: web.Request) -> web.Response:
     registry = backend_of(request).scenarios
     body = await read_json(request, "control.scenario-default.request")
     registry.set_default(body["name"])
-    return json_response({"default": registry.default})
+    kind = registry.get(body["name"]).kind
+    return json_response({"default": registry.defaults[kind], "kind": kind})
 
 
 async def queue_next_scenario(request: web.Request) -> web.Response:
@@ -116,17 +121,42 @@ async def list_jobs(request: web.Request) -> web.Response:
         for job in jobs:
             backend.jobs.refresh(job)
     await backend.prepare_counters(jobs)  # counted off the event loop
-    return json_response({"jobs": [_job_summary(backend, job) for job in jobs]})
+    segment_jobs = list(backend.segment_jobs.all_jobs(None if every else tenant))
+    await backend.prepare_segment_counts(segment_jobs)
+    summaries = [_job_summary(backend, job) for job in jobs]
+    summaries += [_segment_job_summary(backend, job) for job in segment_jobs]
+    return json_response({"jobs": summaries})
 
 
 async def force_job(request: web.Request) -> web.Response:
+    """Export jobs have numeric ids, segment jobs UUIDs: the id says which kind of job to force."""
     backend = backend_of(request)
     body = await read_json(request, "control.force-job.request")
-    job = backend.jobs.find(request.match_info["job_id"])
+    job_id = request.match_info["job_id"]
     errors = tuple(JobError(e["code"], e["msg"], e.get("callStack", "")) for e in body.get("errors", []))
+    segment_job = None if job_id.isdigit() else backend.segment_jobs.find(job_id)
+    if segment_job is not None:
+        backend.segment_jobs.force(segment_job, body["status"], errors)
+        await backend.prepare_segment_counts((segment_job,))  # counted off the event loop
+        return json_response(_segment_job_summary(backend, segment_job))
+    job = backend.jobs.find(job_id)
+    if body["status"] not in ("NEW", "PROCESSING", "SUCCEEDED", "FAILED", "CANCELLED"):
+        raise BadRequest(f"Invalid request body: $.status: {body['status']} is a segment-job status")
     backend.jobs.force(job, body["status"], errors)
     await backend.prepare_counters((job,))  # counted off the event loop
     return json_response(_job_summary(backend, job))
+
+
+async def list_segments(request: web.Request) -> web.Response:
+    """Every segment definition (of one tenant, or all=true) and how its members are decided: `pql` (its
+    expression is evaluated) or `hash` (outside the evaluated subset; `reason` says why)."""
+    backend = backend_of(request)
+    flag = request.query.get("all", "false")
+    if flag not in ("true", "false"):
+        raise BadRequest(f"Query parameter 'all' must be true or false, got '{flag}'")
+    tenant = _tenant(request.query, required=flag != "true")
+    definitions = backend.definitions.all() if tenant is None else backend.definitions.of_tenant(tenant)
+    return json_response({"definitions": [membership_json(d) for d in definitions]})
 
 
 async def list_requests(request: web.Request) -> web.Response:
@@ -198,8 +228,19 @@ def _clock(backend: Backend) -> dict[str, Any]:
     return {"mode": clock.mode, "now": clock.now_ms(), "speed": clock.speed}
 
 
+def _segment_job_summary(backend: Backend, job: SegmentJob) -> dict[str, Any]:
+    return {
+        "kind": "segment",
+        "tenant": {"org": job.tenant.org, "sandbox": job.tenant.sandbox},
+        "scenario": job.scenario.name,
+        "pollsInStep": job.progress.polls_in_step,
+        "job": segment_job_json(job, backend.segment_job_counts(job)),
+    }
+
+
 def _job_summary(backend: Backend, job: ExportJob) -> dict[str, Any]:
     return {
+        "kind": "export",
         "tenant": {"org": job.tenant.org, "sandbox": job.tenant.sandbox},
         "scenario": job.scenario.name,
         "pollsInStep": job.progress.polls_in_step,

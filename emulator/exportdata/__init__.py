@@ -16,6 +16,7 @@ the same in any fetch order and across restarts.
 """
 
 from emulator.exportdata.files import ExportFile
+from emulator.exportdata.preview import Preview
 from emulator.exportdata.service import Exports
 
-__all__ = ["ExportFile", "Exports"]
+__all__ = ["ExportFile", "Exports", "Preview"]

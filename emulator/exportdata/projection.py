@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from emulator.exportdata.arrays import offsets
+from emulator.exportdata.audience import statuses_with
 from emulator.exportdata.records import EVENT_COLUMN, PROFILE_COLUMNS, profile_records
 from emulator.exportdata.spec import BatchSpec
 
@@ -39,6 +40,7 @@ def projected_records(spec: BatchSpec, ids: pa.Array) -> pa.Table:
         evaluated=spec.selection.evaluated,
         events=spec.events,
         columns=columns,
+        statuses=statuses_with(spec.selection.rules),
     )
     names: list[str] = []
     arrays: list[pa.Array] = []

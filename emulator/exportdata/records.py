@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 import pyarrow as pa
@@ -41,6 +41,14 @@ _BIRTH_DAYS = (datetime(2006, 1, 1) - datetime(1940, 1, 1)).days
 _AUTHENTICATED_STATE = {"ECID": "ambiguous", "email": "authenticated", "phone": "authenticated"}
 _STATUS_TYPE = pa.struct([("status", pa.string()), ("lastQualificationTime", TIMESTAMP_MS)])
 _MEMBERSHIP_TYPE = pa.map_(pa.string(), pa.map_(pa.string(), _STATUS_TYPE))
+# (population, ids, empty, segment, evaluated) -> (status code, qualification time) of each profile.
+Statuses = Callable[[Population, pa.Array, pa.Array, Segment, bool], tuple[pa.Array, pa.Array]]
+
+
+def hashed_statuses(
+    population: Population, ids: pa.Array, empty: pa.Array, segment: Segment, evaluated: bool
+) -> tuple[pa.Array, pa.Array]:
+    return membership(population, ids, empty, segment, evaluated=evaluated)
 
 
 def profile_records(
@@ -51,12 +59,14 @@ def profile_records(
     evaluated: bool = False,
     events: EventWindow | None = None,
     columns: Iterable[str] | None = None,
+    statuses: Statuses = hashed_statuses,
 ) -> pa.Table:
     """XDM Individual Profile rows for profile indices `ids` (ascending or not, any length).
 
     `segments` are those shown in `segmentMembership` (where the profile has a status); `events` adds
     `eventList` with the profile's ExperienceEvents in that ingestion window; `columns` limits the
-    top-level fields built (in PROFILE_COLUMNS order, `eventList` last).
+    top-level fields built (in PROFILE_COLUMNS order, `eventList` last); `statuses` decides each
+    profile's status in a segment (the deterministic hash unless the caller knows the segment's definition).
     """
     ids = pc.cast(ids, U64)
     wanted = set(PROFILE_COLUMNS if columns is None else columns)
@@ -109,7 +119,9 @@ def profile_records(
             mask=empty,
         )
     if "segmentMembership" in wanted:
-        built["segmentMembership"] = _segment_membership(population, ids, empty, segments, evaluated)
+        built["segmentMembership"] = _segment_membership(
+            population, ids, empty, segments, evaluated, statuses
+        )
     if "_repo" in wanted:
         modified = pc.cast(modify_times_ms(population, ids), TIMESTAMP_MS)
         built["_repo"] = pa.StructArray.from_arrays([modified], names=["modifyDate"], mask=empty)
@@ -161,6 +173,7 @@ def _segment_membership(
     empty: pa.Array,
     segments: Sequence[Segment],
     evaluated: bool,
+    statuses: Statuses,
 ) -> pa.Array:
     """map<namespace, map<segmentId, {status, lastQualificationTime}>>; null when in no segment."""
     by_namespace: dict[str, list[Segment]] = {}
@@ -168,15 +181,15 @@ def _segment_membership(
         by_namespace.setdefault(segment.ns, []).append(segment)
     inner_maps: list[pa.Array] = []
     inner_present: list[pa.Array] = []
-    statuses = pa.array(STATUS_NAMES)
+    status_names = pa.array(STATUS_NAMES)
     for namespace_segments in by_namespace.values():
         values: list[pa.Array] = []
         present: list[pa.Array] = []
         for segment in namespace_segments:
-            code, when = membership(population, ids, empty, segment, evaluated=evaluated)
+            code, when = statuses(population, ids, empty, segment, evaluated)
             values.append(
                 pa.StructArray.from_arrays(
-                    [pc.take(statuses, code), pc.cast(when, TIMESTAMP_MS)],
+                    [pc.take(status_names, code), pc.cast(when, TIMESTAMP_MS)],
                     names=["status", "lastQualificationTime"],
                 )
             )

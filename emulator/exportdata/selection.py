@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from emulator.exportdata.audience import segment_statuses
 from emulator.exportdata.population import (
     EXISTING,
     EXITED,
@@ -20,7 +21,6 @@ from emulator.exportdata.population import (
     Population,
     empty_mask,
     identity_flags,
-    membership,
     modify_times_ms,
     population_ids,
 )
@@ -71,8 +71,16 @@ def _any_membership(
     filters: Sequence[SegmentFilter],
 ) -> pa.Array:
     member = pa.repeat(False, len(ids))
+    rules = dict(selection.rules)
     for one in filters:
-        code, when = membership(population, ids, empty, one.segment, evaluated=selection.evaluated)
+        code, when = segment_statuses(
+            population,
+            ids,
+            empty,
+            one.segment,
+            evaluated=selection.evaluated,
+            predicate=rules.get(one.segment),
+        )
         matched = pc.is_in(code, value_set=pa.array(sorted(one.statuses), pa.int8()))
         if selection.qualified_from_ms is not None:
             matched = pc.and_(matched, pc.greater_equal(when, selection.qualified_from_ms))

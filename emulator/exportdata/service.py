@@ -22,6 +22,7 @@ from emulator.catalog_views import export_format
 from emulator.errors import BadRequest, NotFound
 from emulator.exportdata.files import ExportFile, file_id, file_name, parse_file_id
 from emulator.exportdata.population import Population
+from emulator.exportdata.preview import DEFAULT_ROWS, Preview, preview
 from emulator.exportdata.projection import exported_namespaces
 from emulator.exportdata.render import CONTENT_TYPES, render
 from emulator.exportdata.selection import Plan, file_count, make_plan
@@ -204,6 +205,15 @@ class Exports:
         if batch_status(batch) != SUCCESS:
             return None
         return self._sizes.get(self.spec(batch))
+
+    async def preview(
+        self, tenant: Tenant, dataset_file_id: str, rows: int = DEFAULT_ROWS
+    ) -> tuple[Batch, ExportFile, Preview]:
+        """The tenant's file (404 as `file`) and its first `rows` rows as text, read off the event loop."""
+        batch, export_file = await self.file(tenant, dataset_file_id)
+        data = await self.content(batch, export_file)
+        shown = await self._offload(preview, data, self.spec(batch).format, rows)
+        return batch, export_file, shown
 
     def content_type(self, batch: Batch) -> str:
         return CONTENT_TYPES[self.spec(batch).format]

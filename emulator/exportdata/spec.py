@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from emulator.exportdata.membership import Rules, predicate_of
 from emulator.exportdata.population import STATUS_CODES, EventWindow, Population, Segment
 from emulator.jobs import DEFAULT_SEGMENT_NS, DEFAULT_SEGMENT_STATUS
 from emulator.store import ExportJob
@@ -34,6 +35,9 @@ class Selection:
     # The segments rows show in segmentMembership (the tenant's and the requested ones); a qualification
     # window without segments looks at these.
     shown: tuple[Segment, ...] = ()
+    # The requested segments that have an evaluated PQL definition (as the job snapshotted it), with its
+    # predicate: their members are the profiles it holds for (emulator/exportdata/audience.py).
+    rules: Rules = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ def batch_specs(job: ExportJob, seed: int, dataset_format: str) -> tuple[BatchSp
     evaluated = bool(request.get("evaluationInfo", {}).get("segmentation", False))
     updated_after = _optional_ms(filters.get("fromIngestTimestamp"))
     selection = Selection(
+        rules=_rules(job, requested),
         segments=requested,
         qualified_from_ms=_optional_ms(qualification.get("startTime")),
         qualified_to_ms=_optional_ms(qualification.get("endTime")),
@@ -95,6 +100,16 @@ def batch_specs(job: ExportJob, seed: int, dataset_format: str) -> tuple[BatchSp
         # One batch per requested segment, holding that segment's members only.
         return tuple(replace(spec, selection=replace(selection, segments=(one,))) for one in requested)
     return (spec,)
+
+
+def _rules(job: ExportJob, requested: tuple[SegmentFilter, ...]) -> Rules:
+    predicates = {}
+    for segment_id, kind, fmt, value in job.definitions:
+        predicate = predicate_of(value, fmt, kind)
+        if predicate is not None:
+            predicates[segment_id] = predicate
+    segments = _unique(tuple(f.segment for f in requested))
+    return tuple((s, predicates[s.id]) for s in segments if s.id in predicates)
 
 
 def population_tenant(org: str, sandbox: str) -> str:

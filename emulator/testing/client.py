@@ -19,6 +19,8 @@ DEFAULT_CLIENT_ID = "aep-emulator-client"
 DEFAULT_CLIENT_SECRET = "aep-emulator-secret"
 DEFAULT_SCOPES = "openid,AdobeID,read_organizations"
 TOKEN_PATH = "/ims/token/v3"
+SEGMENT_DEFINITIONS_PATH = "/data/core/ups/segment/definitions"
+MERGE_POLICIES_PATH = "/data/core/ups/config/mergePolicies"
 # The client's own token requests carry this User-Agent, so that `journal()` can leave them out.
 CLIENT_AGENT = f"aep-emulator-test-client/{__version__}"
 # Re-mint a cached token a little before the emulator clock would expire it.
@@ -165,7 +167,8 @@ class AepEmulator:
         self._advanced_seconds = 0.0
 
     def use_scenario(self, name: str) -> None:
-        """The scenario every new job follows (unless queued, requested by header, or matched)."""
+        """The scenario every new job of its kind follows (unless queued, requested by header, or
+        matched): an export-job scenario for export jobs, a `kind: segment` one for segment jobs."""
         self.control("PUT", "/scenarios/default", {"name": name})
 
     def next_job_scenario(self, name: str, count: int = 1) -> None:
@@ -183,11 +186,51 @@ class AepEmulator:
         summary: dict[str, Any] = self.control("POST", "/scenarios", text.encode(), raw=True)
         return summary
 
-    def jobs(self, org: str | None = None, sandbox: str | None = None) -> list[dict[str, Any]]:
-        """Every job (of one tenant when `org` is given) with its tenant, scenario and current state."""
+    def jobs(
+        self, org: str | None = None, sandbox: str | None = None, *, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every job (of one tenant when `org` is given; of one `kind`, export or segment, when given) with
+        its kind, tenant, scenario and current state."""
         query = {"org": org, "sandbox": sandbox or DEFAULT_SANDBOX} if org else {"all": "true"}
         jobs: list[dict[str, Any]] = self.control("GET", f"/jobs?{urlencode(query)}")["jobs"]
-        return jobs
+        return [job for job in jobs if kind is None or job["kind"] == kind]
+
+    def segments(self, org: str | None = None, sandbox: str | None = None) -> list[dict[str, Any]]:
+        """Every segment definition (of one tenant when `org` is given) and how its members are decided:
+        `membership` is `pql` (its expression is evaluated) or `hash` (outside the subset; see `reason`)."""
+        query = {"org": org, "sandbox": sandbox or DEFAULT_SANDBOX} if org else {"all": "true"}
+        found: list[dict[str, Any]] = self.control("GET", f"/segments?{urlencode(query)}")["definitions"]
+        return found
+
+    def define_segment(
+        self, name: str, pql: str, *, org: str | None = None, sandbox: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Create a segment definition (PQL text) through the AEP surface, as a client would; returns it.
+        `fields` add to the body (description, mergePolicyId, evaluationInfo, ...)."""
+        body = {
+            "name": name,
+            "expression": {"type": "PQL", "format": "pql/text", "value": pql},
+            "schema": {"name": "_xdm.context.profile"},
+            **fields,
+        }
+        created: dict[str, Any] = self.aep("POST", SEGMENT_DEFINITIONS_PATH, body, org=org, sandbox=sandbox)
+        return created
+
+    def default_merge_policy_id(self, org: str | None = None, sandbox: str | None = None) -> str:
+        """The id of the tenant's default merge policy (each tenant starts with one)."""
+        listed = self.aep("GET", f"{MERGE_POLICIES_PATH}?default=true", org=org, sandbox=sandbox)
+        return str(listed["children"][0]["id"])
+
+    def aep(
+        self, method: str, path: str, body: Any = None, *, org: str | None = None, sandbox: str | None = None
+    ) -> Any:
+        """Call an AEP path with `headers()`; JSON in and out. Raises `AepEmulatorError` unless 2xx."""
+        payload = None if body is None else json.dumps(body).encode()
+        status, answer = self._http.request(method, path, payload, self.headers(org, sandbox))
+        parsed = _json(answer)
+        if not 200 <= status < 300:
+            raise AepEmulatorError(f"{method} {path} answered {status}: {answer[:500]!r}")
+        return parsed
 
     def force_job(self, job_id: int | str, status: str, errors: list[dict[str, str]] | None = None) -> Any:
         """Put a live job in `status` now, whatever its scenario says."""

@@ -17,6 +17,7 @@ from tests.conftest import OTHER_ORG, START_MS, Aep, ClientFactory, assert_match
 
 JOBS = "/data/core/ups/export/jobs"
 BUNDLED = {"success", "failure", "stuck", "slow", "partial-errors", "empty", "flaky-gateway"}
+SEGMENT_BUNDLED = {"segment-success", "segment-failure", "segment-stuck", "segment-slow"}
 
 UPLOADED = """
 name: uploaded
@@ -156,7 +157,7 @@ async def test_a_real_clock_reports_its_mode_and_speed(aiohttp_client: ClientFac
 async def test_scenarios_lists_the_bundled_ones_and_the_default(client: TestClient[Any, Any]) -> None:
     body = await control(client, "GET", "/scenarios", schema="control.scenarios.response")
     assert body["default"] == "success"
-    assert {s["name"] for s in body["scenarios"]} == BUNDLED
+    assert {s["name"] for s in body["scenarios"]} == BUNDLED | SEGMENT_BUNDLED
     assert body["queued"] == []
     assert all(s["description"] and s["source"].endswith(f"{s['name']}.yaml") for s in body["scenarios"])
 
@@ -171,7 +172,12 @@ async def test_upload_yaml_then_use_it_by_header(client: TestClient[Any, Any], a
         status=201,
         schema="control.scenario-added.response",
     )
-    assert added == {"name": "uploaded", "description": "polls only, fails on the third", "source": "upload"}
+    assert added == {
+        "name": "uploaded",
+        "description": "polls only, fails on the third",
+        "source": "upload",
+        "kind": "export",
+    }
     listed = await control(client, "GET", "/scenarios", schema="control.scenarios.response")
     assert "uploaded" in {s["name"] for s in listed["scenarios"]}
     job = await new_job(aep, **{"x-emulator-scenario": "uploaded"})
@@ -228,7 +234,7 @@ async def test_an_invalid_upload_is_a_400_with_path_and_reason(
     for needle in needles:
         assert needle in detail
     listed = await control(client, "GET", "/scenarios", schema="control.scenarios.response")
-    assert {s["name"] for s in listed["scenarios"]} == BUNDLED
+    assert {s["name"] for s in listed["scenarios"]} == BUNDLED | SEGMENT_BUNDLED
 
 
 async def test_an_upload_that_is_not_utf8_is_a_400(client: TestClient[Any, Any]) -> None:
@@ -248,7 +254,7 @@ async def test_set_the_default_scenario(client: TestClient[Any, Any], aep: Aep) 
         json={"name": "stuck"},
         schema="control.scenario-default.response",
     )
-    assert body == {"default": "stuck"}
+    assert body == {"default": "stuck", "kind": "export"}
     listed = await control(client, "GET", "/scenarios", schema="control.scenarios.response")
     assert listed["default"] == "stuck"
     job = await new_job(aep)
@@ -260,7 +266,7 @@ async def test_set_the_default_scenario(client: TestClient[Any, Any], aep: Aep) 
 async def test_an_unknown_default_is_a_400_naming_the_known_ones(client: TestClient[Any, Any]) -> None:
     detail = await problem(client, "PUT", "/scenarios/default", 400, json={"name": "nope"})
     assert "'nope'" in detail
-    assert "empty, failure, flaky-gateway, partial-errors, slow, stuck, success" in detail
+    assert "empty, failure, flaky-gateway, partial-errors, segment-failure, segment-slow, " in detail
     assert (await control(client, "GET", "/scenarios", schema="control.scenarios.response"))[
         "default"
     ] == "success"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PROFILE_UNION, Aep, assert_matches
+from tests.conftest import DEFAULT_MERGE_POLICY, PROFILE_UNION, Aep, assert_matches
 
 DATASETS = "/data/foundation/catalog/dataSets"
 JOBS = "/data/core/ups/export/jobs"
@@ -63,7 +63,7 @@ JOB_EXAMPLES: list[tuple[str, dict[str, Any]]] = [
         "profile-api/export-jobs.md (create)",
         {
             "fields": "identities.id,personalEmail.address",
-            "mergePolicy": {"id": "e5bc94de-cd14-4cdf-a2bc-88b6e8cbfac2", "version": 1},
+            "mergePolicy": {"id": DEFAULT_MERGE_POLICY, "version": 1},
             "additionalFields": {"eventList": EVENT_LIST},
             "destination": {"datasetId": PLACEHOLDER, "segmentPerBatch": False},
             "schema": {"name": "_xdm.context.profile"},
@@ -73,7 +73,7 @@ JOB_EXAMPLES: list[tuple[str, dict[str, Any]]] = [
         "profile-api/export-jobs.md (profile attributes only)",
         {
             "fields": "identities.id,personalEmail.address",
-            "mergePolicy": {"id": "e5bc94de-cd14-4cdf-a2bc-88b6e8cbfac2", "version": 1},
+            "mergePolicy": {"id": DEFAULT_MERGE_POLICY, "version": 1},
             "destination": {"datasetId": PLACEHOLDER, "segmentPerBatch": False},
             "schema": {"name": "_xdm.context.profile"},
         },
@@ -82,7 +82,7 @@ JOB_EXAMPLES: list[tuple[str, dict[str, Any]]] = [
         "profile-api/export-jobs.md (events only)",
         {
             "fields": "identityMap",
-            "mergePolicy": {"id": "e5bc94de-cd14-4cdf-a2bc-88b6e8cbfac2", "version": 1},
+            "mergePolicy": {"id": DEFAULT_MERGE_POLICY, "version": 1},
             "additionalFields": {"eventList": EVENT_LIST},
             "destination": {"datasetId": PLACEHOLDER, "segmentPerBatch": False},
             "schema": {"name": "_xdm.context.profile"},
@@ -92,7 +92,7 @@ JOB_EXAMPLES: list[tuple[str, dict[str, Any]]] = [
         "segmentation-api/export-jobs.md (create)",
         {
             "fields": "identities.id,personalEmail.address",
-            "mergePolicy": {"id": "timestampOrdered-none-mp", "version": 1},
+            "mergePolicy": {"id": DEFAULT_MERGE_POLICY, "version": 1},
             "filter": {
                 "segments": [
                     {
@@ -126,7 +126,7 @@ JOB_EXAMPLES: list[tuple[str, dict[str, Any]]] = [
         "segmentation-tutorials/evaluate-a-segment.legacy-export-excerpt.md (create, one batch per segment)",
         {
             "fields": "identities.id,personalEmail.address",
-            "mergePolicy": {"id": "e5bc94de-cd14-4cdf-a2bc-88b6e8cbfac2", "version": 1},
+            "mergePolicy": {"id": DEFAULT_MERGE_POLICY, "version": 1},
             "filter": {
                 "segments": [
                     {

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ORG, OTHER_ORG, START_MS, Aep, assert_matches
+from tests.conftest import DEFAULT_MERGE_POLICY, ORG, OTHER_ORG, START_MS, Aep, assert_matches
 
 JOBS = "/data/core/ups/export/jobs"
 BATCHES = "/data/foundation/catalog/batches"
@@ -16,7 +16,7 @@ DELETED = {"status": True, "message": "Export job has been deleted"}
 # A profile export with every documented profile-export field.
 PROFILE_REQUEST: dict[str, Any] = {
     "fields": "identities.id,personalEmail.address",
-    "mergePolicy": {"id": "e5bc94de-cd14-4cdf-a2bc-88b6e8cbfac2", "version": 3},
+    "mergePolicy": {"id": DEFAULT_MERGE_POLICY, "version": 3},
     "additionalFields": {
         "eventList": {
             "fields": "environment.browserDetails.name,environment.browserDetails.version",
@@ -30,7 +30,7 @@ PROFILE_REQUEST: dict[str, Any] = {
 # A segment export with every documented field of the Segmentation API.
 SEGMENT_REQUEST: dict[str, Any] = {
     "fields": "identityMap,person.name",
-    "mergePolicy": {"id": "timestampOrdered-none-mp", "version": 1},
+    "mergePolicy": {"id": DEFAULT_MERGE_POLICY, "version": 1},
     "filter": {
         "segments": [
             {"segmentId": "52c26d0d-45f2-47a2-ab30-ed06abc981ff", "segmentNs": "AAM", "status": ["realized"]},
@@ -130,7 +130,7 @@ async def test_defaults_are_filled_in(aep: Aep) -> None:
     dataset_id = await aep.create_dataset()
     request = {
         "filter": {"segments": [{"segmentId": "s-1"}, {"segmentId": "s-2", "status": ["exited"]}]},
-        "mergePolicy": {"id": "timestampOrdered-none-mp"},
+        "mergePolicy": {"id": DEFAULT_MERGE_POLICY},
         "destination": {"datasetId": dataset_id},
         "schema": {"name": "_xdm.context.profile"},
     }
@@ -140,7 +140,7 @@ async def test_defaults_are_filled_in(aep: Aep) -> None:
         {"segmentId": "s-2", "segmentNs": "ups", "status": ["exited"]},
     ]
     assert job["destination"]["segmentPerBatch"] is False
-    assert job["mergePolicy"] == {"id": "timestampOrdered-none-mp", "version": 1}
+    assert job["mergePolicy"] == {"id": DEFAULT_MERGE_POLICY, "version": 1}
     # A GET shows the same defaults.
     assert (await aep.get_job(job["id"]))["filter"] == job["filter"]
 

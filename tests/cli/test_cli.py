@@ -26,7 +26,19 @@ from tests.conftest import aep_headers, assert_matches
 
 READY = re.compile(r"aep-emulator listening on http://(127\.0\.0\.1):(\d+)\n")
 TIMEOUT = 60
-BUNDLED = {"empty", "failure", "flaky-gateway", "partial-errors", "slow", "stuck", "success"}
+BUNDLED = {
+    "empty",
+    "failure",
+    "flaky-gateway",
+    "partial-errors",
+    "slow",
+    "stuck",
+    "success",
+    "segment-success",
+    "segment-failure",
+    "segment-stuck",
+    "segment-slow",
+}
 
 GOOD_SCENARIO = """\
 description: a scenario for the CLI tests

@@ -748,3 +748,6 @@ async def _poll_through_faults(emu: EmulatorTarget, job_id: int) -> dict[str, An
 
 
 _generated()
+
+# The audience leg's and the dashboard's cases register themselves into CASES.
+from tests.contract import audience_cases, ui_cases  # noqa: E402, F401

@@ -135,9 +135,11 @@ def test_ims_tokens_and_catalog_datasets(emulator: AepEmulator) -> None:
 def test_profile_export_job_to_downloaded_files(emulator: AepEmulator) -> None:
     cat, profile, da = catalog.Catalog(), customerprofile.Profile(), dataaccess.DataAccess()
     dataset_id = create_dataset(cat)
+    # The sandbox's default merge policy, as a user finds it.
+    default_policy = next(p["id"] for p in profile.getMergePolicies() if p["default"])
     job = profile.createExportJob(
         fields=["identityMap", "person.name", "personalEmail.address"],
-        mergePolicyId="e5bc94de-cd14-4cdf-a2bc-88b6e8cbfac2",
+        mergePolicyId=default_policy,
         datasetId=dataset_id,
     )
     assert_matches("export-job.response", job)

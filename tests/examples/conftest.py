@@ -30,6 +30,22 @@ RESPONSE_SCHEMAS = [
     ("GET", r"/data/foundation/export/batches/[^/]+/files", "data-access.batch-files.response"),
     ("GET", r"/data/foundation/export/files/[^/]+", "data-access.file-listing.response"),
     ("GET", r"/_emulator/requests", "control.requests.response"),
+    ("POST", r"/data/core/ups/segment/definitions/bulk-get", "segment-definition.bulk-get.response"),
+    ("POST", r"/data/core/ups/segment/definitions", "segment-definition.response"),
+    ("GET", r"/data/core/ups/segment/definitions", "segment-definition.list.response"),
+    ("GET", r"/data/core/ups/segment/definitions/[^/]+", "segment-definition.response"),
+    ("PATCH", r"/data/core/ups/segment/definitions/[^/]+", "segment-definition.response"),
+    ("DELETE", r"/data/core/ups/segment/definitions/[^/]+", "segment-definition.delete.response"),
+    ("POST", r"/data/core/ups/segment/jobs/bulk-get", "segment-job.bulk-get.response"),
+    ("POST", r"/data/core/ups/segment/jobs", "segment-job.response"),
+    ("GET", r"/data/core/ups/segment/jobs", "segment-job.list.response"),
+    ("GET", r"/data/core/ups/segment/jobs/[^/]+", "segment-job.response"),
+    ("DELETE", r"/data/core/ups/segment/jobs/[^/]+", "segment-job.cancel.response"),
+    ("POST", r"/data/core/ups/config/mergePolicies/bulk-get", "merge-policy.bulk-get.response"),
+    ("GET", r"/data/core/ups/config/mergePolicies", "merge-policy.list.response"),
+    ("POST", r"/data/core/ups/config/mergePolicies", "merge-policy.response"),
+    ("GET", r"/data/core/ups/config/mergePolicies/[^/]+", "merge-policy.response"),
+    ("PATCH", r"/data/core/ups/config/mergePolicies/[^/]+", "merge-policy.response"),
 ]
 
 

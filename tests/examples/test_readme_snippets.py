@@ -37,7 +37,9 @@ def test_the_stuck_job_snippet_passes(aep_emulator: Any) -> None:
 
 
 def test_the_download_snippet_reads_rows(aep_emulator: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    snippet = block_containing("pq.read_table").replace('"http://127.0.0.1:8080"', repr(aep_emulator.url))
+    snippet = block_containing("print(name, len(rows)").replace(
+        '"http://127.0.0.1:8080"', repr(aep_emulator.url)
+    )
     exec(snippet, {})
     printed = capsys.readouterr().out.splitlines()
     assert printed and all(int(line.split()[1]) > 0 for line in printed)

@@ -7,14 +7,15 @@
 #      leniently still get no 5xx and replies that match the document.
 #
 # Budget (env): FUZZ_MAX_EXAMPLES test cases per operation and phase (default 40), FUZZ_SEED (default 1, so CI
-# runs are reproducible; change it to explore), FUZZ_TIMEOUT hard limit per pass in seconds (default 100).
+# runs are reproducible; change it to explore), FUZZ_TIMEOUT hard limit per pass in seconds (default 240: 44
+# operations since the audience leg, about 90 s per pass on a quiet machine).
 # Reports go to FUZZ_REPORT_DIR (default: a temporary folder). Prints how many test cases each pass tried.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 max_examples="${FUZZ_MAX_EXAMPLES:-40}"
 seed="${FUZZ_SEED:-1}"
-time_limit="${FUZZ_TIMEOUT:-100}"
+time_limit="${FUZZ_TIMEOUT:-240}"
 reports="${FUZZ_REPORT_DIR:-$(mktemp -d)}"
 mkdir -p "$reports"
 server=""
@@ -90,7 +91,12 @@ start_server lenient --validation lenient
 fuzz lenient "$here/lenient.toml" \
     --header "x-gw-ims-org-id: FUZZ@AdobeOrg" \
     --include-operation-id createDataset \
-    --include-operation-id createExportJob || failed=1
+    --include-operation-id createExportJob \
+    --include-operation-id createSegmentDefinition \
+    --include-operation-id patchSegmentDefinition \
+    --include-operation-id createSegmentJob \
+    --include-operation-id createMergePolicy \
+    --include-operation-id patchMergePolicy || failed=1
 stop_server
 
 if [ "$failed" -ne 0 ]; then

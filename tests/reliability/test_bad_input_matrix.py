@@ -21,7 +21,7 @@ from hypothesis_jsonschema import from_schema
 
 from emulator.app import MAX_HEADER_BYTES, MAX_HEADERS_BYTES, MAX_URL_BYTES, PARSER_LIMIT_BYTES, ROUTES
 from emulator.validation import bundled_schemas
-from tests.conftest import Aep, assert_matches
+from tests.conftest import DEFAULT_MERGE_POLICY, Aep, assert_matches
 from tests.reliability.conftest import (
     RawResponse,
     check_error,
@@ -90,7 +90,7 @@ def full_job(dataset_id: str) -> dict[str, Any]:
     """A valid export-job request with every property the schema knows."""
     return {
         "fields": "identityMap,person.name",
-        "mergePolicy": {"id": "mp", "version": 1},
+        "mergePolicy": {"id": DEFAULT_MERGE_POLICY, "version": 1},
         "filter": {
             "segments": [{"segmentId": "s1", "segmentNs": "ups", "status": ["realized"]}],
             "segmentQualificationTime": {"startTime": TIMESTAMP, "endTime": "2018-02-01T00:00:00Z"},
@@ -554,10 +554,13 @@ async def test_odd_numbers_in_data_access_queries(aep: Aep) -> None:
 @pytest.mark.parametrize(
     ("change", "status"),
     [
-        ({"mergePolicy": {"id": "mp", "version": 10**30}}, 200),
-        ({"mergePolicy": {"id": "mp", "version": -(10**30)}}, 400),
-        ({"mergePolicy": {"id": "mp", "version": 1.0}}, 200),  # JSON Schema: 1.0 is an integer
-        ({"mergePolicy": {"id": "mp", "version": 1.5}}, 400),
+        ({"mergePolicy": {"id": DEFAULT_MERGE_POLICY, "version": 10**30}}, 200),
+        ({"mergePolicy": {"id": DEFAULT_MERGE_POLICY, "version": -(10**30)}}, 400),
+        (
+            {"mergePolicy": {"id": DEFAULT_MERGE_POLICY, "version": 1.0}},
+            200,
+        ),  # JSON Schema: 1.0 is an integer
+        ({"mergePolicy": {"id": DEFAULT_MERGE_POLICY, "version": 1.5}}, 400),
         ({"filter": {"anything": 1e300, "small": -1e-300}}, 200),
     ],
 )
@@ -895,6 +898,7 @@ async def test_schema_valid_jobs_are_accepted_or_refused_for_their_dataset(
             "destination.datasetId",  # not a dataset of this tenant
             "segmentPerBatch",  # true without segments
             "RFC 3339",  # a date the pattern allows but the calendar does not
+            "mergePolicy.id",  # not a merge policy of this tenant
         )
     ), message
     if "destination.datasetId" in message:

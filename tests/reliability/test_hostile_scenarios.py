@@ -408,7 +408,9 @@ async def test_uploaded_scenarios_are_capped_and_replacing_one_does_not_count_tw
     assert again.status == 201
     assert (await client.post(SCENARIOS, data=f"name: success\n{STEPS}".encode())).status == 409
     listed = await (await client.get(SCENARIOS)).json()
-    assert len(listed["scenarios"]) == MAX_UPLOADED_SCENARIOS + 7  # and the 7 bundled ones
+    assert (
+        len(listed["scenarios"]) == MAX_UPLOADED_SCENARIOS + 11
+    )  # and the 11 bundled ones (4 for segment jobs)
     assert (await client.post("/_emulator/reset")).status == 200
     assert (await client.post(SCENARIOS, data=f"name: one-more\n{STEPS}".encode())).status == 201
 

@@ -25,6 +25,7 @@ from emulator.scenarios import (
 from emulator.validation import bundled_schemas
 
 BUNDLED = {"success", "failure", "stuck", "slow", "partial-errors", "empty", "flaky-gateway"}
+SEGMENT_BUNDLED = {"segment-success", "segment-failure", "segment-stuck", "segment-slow"}
 
 GOOD = """
 name: good
@@ -60,9 +61,9 @@ def failure(doc: Any) -> ScenarioError:
 
 def test_every_bundled_file_loads_under_its_file_name() -> None:
     scenarios = bundled()
-    assert {s.name for s in scenarios} == BUNDLED
+    assert {s.name for s in scenarios} == BUNDLED | SEGMENT_BUNDLED
     folder = bundled_dir("scenarios")
-    assert {p.stem for p in folder.glob("*.yaml")} == BUNDLED
+    assert {p.stem for p in folder.glob("*.yaml")} == BUNDLED | SEGMENT_BUNDLED
     for scenario in scenarios:
         assert scenario.description, scenario.name
         assert Path(scenario.source).name == f"{scenario.name}.yaml"
@@ -169,7 +170,7 @@ def test_defaults_of_a_minimal_document() -> None:
     assert scenario.cancel_status == CANCELLED
     assert scenario.failed_batches is True
     assert scenario.max_records_per_file > 0
-    assert scenario.summary() == {"name": "min", "description": "", "source": "min.yaml"}
+    assert scenario.summary() == {"name": "min", "description": "", "source": "min.yaml", "kind": "export"}
 
 
 def test_a_name_in_the_document_wins_over_the_file_name() -> None:
