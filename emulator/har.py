@@ -66,6 +66,9 @@ def entry_json(entry: JournalEntry, origin: str) -> dict[str, Any]:
             "nearMiss": entry.near_miss,
         },
     }
+    # The dashboard's names, kept: the entry's request id (its rows' data-request-id) and tenant.
+    har["_requestId"] = entry.request_id
+    har["_tenant"] = {"org": entry.org, "sandbox": entry.sandbox}
     if entry.hint:
         har["comment"] = entry.hint
     return har
