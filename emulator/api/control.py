@@ -201,6 +201,9 @@ def _journal_query(query: Any, default_limit: int = journal.PAGE_DEFAULT) -> tup
             f"Unknown query parameter '{unknown[0]}'; the journal takes {', '.join(journal.FILTERS)}, "
             "start and limit"
         )
+    for name in ("start", "limit"):
+        if query.get(name) == "":
+            raise BadRequest(f"Query parameter '{name}' must be an integer, got ''")
     start = int_param(query, "start", 0)
     if start > journal.MAX_START:  # past any journal's end; and JSON-safe when echoed in `page`
         raise BadRequest(f"Query parameter 'start' must be at most {journal.MAX_START}, got {start}")

@@ -259,7 +259,7 @@ async def test_an_error_entry_carries_its_request_id(client: TestClient[Any, Any
 
 @pytest.mark.parametrize(
     "query",
-    ["?status=abc", "?status=600", "?since=yesterday", "?unmatched=yes", "?pth=/data", "?limit=0"],
+    ["?status=abc", "?status=600", "?since=yesterday", "?unmatched=yes", "?pth=/data", "?limit=0", "?limit="],
 )
 async def test_bad_filters_are_400_naming_the_parameter(client: TestClient[Any, Any], query: str) -> None:
     for endpoint in ("/_emulator/requests", "/_emulator/requests.har"):
