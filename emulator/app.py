@@ -8,27 +8,44 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from itertools import chain
+from time import perf_counter
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from emulator.api import catalog, control, data_access, export_jobs, ims, merge_policies, segments, ui
+from emulator import logs
+from emulator.api import (
+    catalog,
+    control,
+    data_access,
+    export_jobs,
+    ims,
+    merge_policies,
+    nearmiss,
+    segments,
+    ui,
+)
 from emulator.api.common import (
     BACKEND,
+    CONCERN,
     JOURNAL_NOTE,
     ROUTE_GROUP,
+    Concern,
     Route,
     RouteGroup,
     backend_of,
     body_of,
     client_request_id,
 )
+from emulator.api.nearmiss import HINT_HEADER
 from emulator.backend import Backend
 from emulator.errors import (
     ApiError,
     Envelope,
     GatewayError,
     HeaderFieldsTooLarge,
+    InjectedFault,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -37,6 +54,7 @@ from emulator.errors import (
 )
 from emulator.faults import DropConnection
 from emulator.gateway import admission
+from emulator.hints import SANDBOX_HEADER, NearMiss
 from emulator.journal import MAX_RESPONSE_BYTES, JournalEntry
 from emulator.options import CONTROL_PREFIX, Options
 from emulator.persistence import Saver, write_atomic
@@ -144,6 +162,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
             ("POST", f"{CONTROL}/jobs/{{job_id}}/force", control.force_job),
             ("GET", f"{CONTROL}/segments", control.list_segments),
             ("GET", f"{CONTROL}/requests", control.list_requests),
+            ("GET", f"{CONTROL}/requests.har", control.requests_har),
             ("DELETE", f"{CONTROL}/requests", control.clear_requests),
             ("GET", f"{CONTROL}/openapi.json", control.openapi_document),
             # The dashboard (emulator/api/ui.py): pages, assets, form actions, the live feed.
@@ -222,19 +241,26 @@ async def _close_feeds(backend: Backend) -> None:
 
 def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGroup]) -> Middleware:
     """Everything around a handler, in one middleware (each one is a coroutine more on every request): the
-    gateway's rules where they apply, any exception rendered as an error, then the journal entry."""
+    gateway's rules where they apply, any exception rendered as an error (with a near-miss hint when the
+    request missed), then the journal entry and the request's log line."""
     admit = admission(backend)
+    journal = backend.journal
+    clock = backend.clock
+    routes = tuple((method, path) for method, path, _ in ROUTES)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = perf_counter()
         resource = request.match_info.route.resource
         group = groups.get(resource) if resource is not None else None
         if group is None:
             group = group_of_path(request.path)
         request[ROUTE_GROUP] = group
-        epoch = backend.journal.epoch  # a request started before a reset never enters the next journal
+        epoch = journal.epoch  # a request started before a reset never enters the next journal
         tenant = None
         dropped = False
+        fault = None
+        miss = None
         try:
             _check_sizes(request)
             if group.gateway:
@@ -242,38 +268,104 @@ def aep_middleware(backend: Backend, groups: dict[web.AbstractResource, RouteGro
             response = await handler(request)
         except DropConnection:
             dropped = True
+            fault = "drop"
             if request.transport is not None:
                 request.transport.close()
             response = web.Response(status=204)
         except Exception as exc:
             response = error_response(request, exc, group.envelope)
+            if isinstance(exc, InjectedFault):
+                fault = f"respond {exc.status}"
+            else:
+                miss = _near_miss(nearmiss.refused, request, exc, backend, routes)
+        else:
+            # Served; but a query parameter nobody reads, or a misspelt sandbox header, is a near miss too.
+            if request.query_string or (group.gateway and SANDBOX_HEADER not in request.headers):
+                miss = _near_miss(nearmiss.served, request)
+        if miss is not None and not response.prepared:
+            response.headers[HINT_HEADER] = miss.hint
+        duration_ms = (perf_counter() - started) * 1000
+        concern = request.get(CONCERN)
         if not group.aep:  # the control plane is never journaled
+            if miss is not None or logs.wanted(False):
+                _log(request, response, duration_ms, None, concern, fault, miss)
             return response
         headers = request.headers
+        status = response.status
         kept, size = _response_body(response)
-        backend.journal.record(
-            JournalEntry(
-                method=request.method,
-                path=request.path,
-                query=request.query,  # read-only views, copied only when the journal is read
-                headers=headers,
-                body=await _body_text(request) if request.body_exists else "",
-                status=response.status,
-                org=tenant.org if tenant else headers.get("x-gw-ims-org-id"),
-                sandbox=tenant.sandbox if tenant else headers.get("x-sandbox-name"),
-                time=backend.clock.now_ms(),
-                dropped=dropped,
-                note=request.get(JOURNAL_NOTE),
-                request_id=response.headers.get("x-request-id") or client_request_id(request),
-                response_body=kept,
-                response_type=response.content_type,
-                response_size=size,
-            ),
-            epoch,
+        entry = JournalEntry(
+            method=request.method,
+            path=request.path,
+            query=request.query,  # read-only views, copied only when the journal is read
+            headers=headers,
+            body=await _body_text(request) if request.body_exists else "",
+            status=status,
+            org=tenant.org if tenant else headers.get("x-gw-ims-org-id"),
+            sandbox=tenant.sandbox if tenant else headers.get("x-sandbox-name"),
+            time=clock.now_ms(),
+            dropped=dropped,
+            note=request.get(JOURNAL_NOTE),
+            request_id=response.headers.get("x-request-id") or client_request_id(request),
+            response_body=kept,
+            response_type=response.content_type,
+            response_size=size,
+            duration_ms=duration_ms,
+            job=concern.job if concern else request.match_info.get("job_id"),
+            scenario=concern.scenario if concern else None,
+            fault=fault,
+            hint=miss.hint if miss else None,
+            near_miss=miss.to_json() if miss else None,
+            response_headers=response.headers,
+            version=request.version,
         )
+        journal.record(entry, epoch)
+        if miss is not None or logs.wanted(False):
+            _log(request, response, duration_ms, entry, concern, fault, miss)
         return response
 
     return middleware
+
+
+def _near_miss(diagnose: Callable[..., NearMiss | None], *args: Any) -> NearMiss | None:
+    """A near-miss report; never an error of its own (the request's answer stands without a hint)."""
+    try:
+        return diagnose(*args)
+    except Exception:
+        log.exception("could not explain a near miss")
+        return None
+
+
+def _log(
+    request: web.Request,
+    response: web.StreamResponse,
+    duration_ms: float,
+    entry: JournalEntry | None,
+    concern: Concern | None,
+    fault: str | None,
+    miss: NearMiss | None,
+) -> None:
+    """The request's one log line (WARNING for a near miss, INFO otherwise)."""
+    if not logs.wanted(miss is not None):
+        return
+    headers = request.headers
+    logs.log_request(
+        {
+            "requestId": entry.request_id
+            if entry
+            else response.headers.get("x-request-id") or headers.get("x-request-id"),
+            "org": entry.org if entry else headers.get("x-gw-ims-org-id"),
+            "sandbox": entry.sandbox if entry else headers.get("x-sandbox-name"),
+            "method": request.method,
+            "path": request.path,
+            "status": response.status,
+            "durationMs": round(duration_ms, 3),
+            "job": entry.job if entry else concern.job if concern else None,
+            "scenario": concern.scenario if concern else None,
+            "fault": fault,
+            "hint": miss.hint if miss else None,
+        },
+        near_miss=miss is not None,
+    )
 
 
 def error_response(request: web.Request, exc: Exception, envelope: Envelope) -> web.Response:

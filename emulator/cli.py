@@ -7,7 +7,6 @@ import asyncio
 import gc
 import ipaddress
 import json
-import logging
 import os
 import signal
 import sys
@@ -16,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
-from emulator import __version__
+from emulator import __version__, logs
 from emulator.cli_flags import FLAGS, SERVE_FLAGS, FlagError, count
 from emulator.options import Options
 from emulator.scenarios import Scenario, ScenarioError, load_paths, startup_scenarios
@@ -107,6 +106,7 @@ def options_from(args: argparse.Namespace) -> Options:
         state_file=value["state_file"],
         save_interval=value["save_interval"],
         log_level=value["log_level"],
+        log_format=value["log_format"],
         max_body_bytes=value["max_body_bytes"],
         max_jobs_per_tenant=value["max_jobs_per_tenant"],
         max_segment_jobs_processing=value["max_segment_jobs_processing"],
@@ -156,7 +156,7 @@ def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     options = options_from(args)
-    logging.basicConfig(level=options.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(options.log_level, options.log_format)
     # Import the server only now: `scenarios validate` stays light.
     from emulator.backend import Backend
     from emulator.errors import BadRequest

@@ -36,6 +36,7 @@ CLOCKS = ("real", "manual")
 AUTH_MODES = ("open", "strict")
 VALIDATION_MODES = ("strict", "lenient")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 MAX_TIMEOUT_SECONDS = 86400.0
 
 
@@ -276,6 +277,19 @@ SERVE_FLAGS = (
         _seconds,
         metavar="SECONDS",
     ),
-    Flag("--log-level", "what the log shows", "WARNING", str.upper, choices=LOG_LEVELS),
+    Flag(
+        "--log-level",
+        "what the log shows: INFO adds one line per request; WARNING keeps those of near misses",
+        "WARNING",
+        str.upper,
+        choices=LOG_LEVELS,
+    ),
+    Flag(
+        "--log-format",
+        "text: one readable line per event; json: one JSON object per line (request lines carry requestId, "
+        "org, sandbox, method, path, status, durationMs, job, scenario, fault, hint)",
+        "text",
+        choices=LOG_FORMATS,
+    ),
 )
 FLAGS = {flag.dest: flag for flag in SERVE_FLAGS}

@@ -42,6 +42,33 @@ class BadRequest(ApiError):
     ups_code = "113001"
 
 
+class SchemaViolation(BadRequest):
+    """A document that breaks its JSON Schema: the 400 names the path and the rule; the rest is for the
+    near-miss hint (emulator/hints.py): the keys the object had, those its schema knows, and for a
+    `required` or `additionalProperties` failure the keys missing or unexpected."""
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        json_path: str,
+        rule: str,
+        message: str,
+        present: tuple[str, ...] = (),
+        known: tuple[str, ...] = (),
+        missing: tuple[str, ...] = (),
+        unexpected: tuple[str, ...] = (),
+    ):
+        super().__init__(detail)
+        self.json_path = json_path
+        self.rule = rule
+        self.message = message
+        self.present = present
+        self.known = known
+        self.missing = missing
+        self.unexpected = unexpected
+
+
 class NotFound(ApiError):
     status = 404
     title = "NotFoundError"

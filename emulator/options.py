@@ -9,6 +9,7 @@ from typing import Literal
 ClockMode = Literal["real", "manual"]
 AuthMode = Literal["open", "strict"]
 ValidationMode = Literal["strict", "lenient"]
+LogFormat = Literal["text", "json"]
 
 # Names and numbers that several parts (server, test client, plugin) must agree on, defined once.
 DEFAULT_SANDBOX = "prod"  # what AEP assumes when a request has no x-sandbox-name
@@ -50,6 +51,7 @@ class Options:
     state_file: Path | None = None
     save_interval: float = DEFAULT_SAVE_INTERVAL_SECONDS
     log_level: str = "INFO"
+    log_format: LogFormat = "text"  # see emulator/logs.py
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # Past this many export jobs a tenant's oldest finished one is evicted with its batches; 429 if none is.
     max_jobs_per_tenant: int = DEFAULT_MAX_JOBS_PER_TENANT

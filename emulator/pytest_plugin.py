@@ -8,7 +8,9 @@ Fixtures:
 - `aep_emulator_options`: the `Options` both are built from (session scope; override it in a conftest).
 
 Marker `@pytest.mark.aep_scenario("name")` sets the default scenario for one test. Option
-`--aep-emulator-url URL` runs the same tests against an emulator that is already running.
+`--aep-emulator-url URL` runs the same tests against an emulator that is already running. Option
+`--aep-emulator-har DIR`: for each failed test that used an emulator fixture, a HAR 1.2 file of the requests
+it sent (`DIR/<test id>.har`), and a report section listing the last of them with their status and hint.
 
 The fixture object is `emulator.testing.AepEmulator`, the test client usable from any runner; this module
 holds only the pytest hooks and fixtures. It imports only the standard library and pytest at load time: it
@@ -17,8 +19,11 @@ is loaded by every pytest run in an environment where the package is installed.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -34,8 +39,12 @@ __all__ = ["AepEmulator", "AepEmulatorError"]  # importable from here too, as th
 
 MARKER = "aep_scenario"
 URL_OPTION = "--aep-emulator-url"
+HAR_OPTION = "--aep-emulator-har"
 # The client for --aep-emulator-url, probed once at startup (in the controller and in each xdist worker).
 REMOTE = pytest.StashKey[AepEmulator]()
+HAR_WRITTEN = pytest.StashKey[bool]()  # on a test item: its HAR file is written (once per test)
+REPORT_SECTION = "aep-emulator requests"
+MAX_FILE_STEM = 150
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,6 +61,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="URL",
         help="IMS base URL for the fixture's tokens (default: the emulator URL)",
+    )
+    group.addoption(
+        HAR_OPTION,
+        default=None,
+        metavar="DIR",
+        type=Path,
+        help="for each failed test that used an emulator fixture, write the requests it sent as a HAR 1.2 "
+        "file in DIR and list the last of them in its report",
     )
 
 
@@ -109,6 +126,60 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     return (yield from _skip_without_control_plane())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report: pytest.TestReport = yield
+    folder: Path | None = item.config.getoption("aep_emulator_har")
+    if folder is None or not report.failed or item.stash.get(HAR_WRITTEN, False):
+        return report
+    try:
+        written = _write_har(item, folder)
+    except Exception as exc:  # a report about the emulator must never hide the test's own failure
+        report.sections.append((REPORT_SECTION, f"could not read the emulator's journal: {exc}"))
+        return report
+    if written is not None:
+        item.stash[HAR_WRITTEN] = True
+        path, listing = written
+        report.sections.append((REPORT_SECTION, f"{listing}\nHAR file: {path}"))
+    return report
+
+
+def _write_har(item: pytest.Item, folder: Path) -> tuple[Path, str] | None:
+    """The HAR file of the test's requests and the listing for its report; None when the test used no
+    emulator. Each test starts with an emptied journal (the fixtures reset it), so the journal holds this
+    test's requests and no other's."""
+    funcargs: dict[str, Any] = getattr(item, "funcargs", {})
+    emulator = funcargs.get("aep_emulator")
+    app = funcargs.get("aep_emulator_app")
+    if isinstance(emulator, AepEmulator):
+        if not emulator.has_control_plane:
+            return None
+        document = emulator.har()
+        listing = emulator.describe_requests()
+    elif app is not None:
+        document, listing = _in_process_har(app)
+    else:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", item.nodeid).strip("_")[:MAX_FILE_STEM] or "test"
+    path = folder / f"{stem}.har"
+    path.write_text(json.dumps(document, indent=1, ensure_ascii=False), encoding="utf-8")
+    return path, listing
+
+
+def _in_process_har(app: web.Application) -> tuple[dict[str, Any], str]:
+    from emulator import har
+    from emulator.api.common import BACKEND
+    from emulator.journal import PAGE_MAX
+    from emulator.testing.client import describe
+
+    journal = app[BACKEND].journal
+    page = journal.page({}, max(0, len(journal.entries({})) - PAGE_MAX), PAGE_MAX)
+    # The app served through pytest-aiohttp's test server, whose address the app does not know.
+    document = har.document(page.entries, "http://127.0.0.1")
+    return document, describe([entry.to_json() for entry in page.entries])
 
 
 def _skip_without_control_plane() -> Generator[None, None, None]:

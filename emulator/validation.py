@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emulator.errors import BadRequest
+from emulator.errors import SchemaViolation
 from emulator.resources import bundled_dir
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class Schemas:
         from jsonschema.exceptions import best_match
 
         # Refused: with the message strict mode gives, about what the client sent.
-        raise BadRequest(f"Invalid {what}: {describe(best_match(first))}")
+        raise violation(f"Invalid {what}", best_match(first))
 
     def _fast_valid(self, name: str, instance: Any) -> bool:
         """True when the compiled pre-check accepts `instance`: jsonschema would accept it too (about 20x
@@ -207,6 +207,33 @@ def _fast_schema(
     except LookupError:
         return None
     return inlined
+
+
+def violation(what: str, error: ValidationError) -> SchemaViolation:
+    """The 400 for `error`, with what a near-miss hint needs to suggest the field the client meant."""
+    instance = error.instance
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    present = tuple(str(key) for key in instance) if isinstance(instance, dict) else ()
+    known = tuple(schema.get("properties", {}))
+    missing: tuple[str, ...] = ()
+    unexpected: tuple[str, ...] = ()
+    if error.validator == "required" and isinstance(error.validator_value, list):
+        missing = tuple(str(key) for key in error.validator_value if key not in present)
+    elif error.validator == "additionalProperties":
+        patterns = schema.get("patternProperties", {})
+        unexpected = tuple(
+            key for key in present if key not in known and not any(re.search(p, key) for p in patterns)
+        )
+    return SchemaViolation(
+        f"{what}: {describe(error)}",
+        json_path=error.json_path,
+        rule=str(error.validator),
+        message=error.message,
+        present=present,
+        known=known,
+        missing=missing,
+        unexpected=unexpected,
+    )
 
 
 def describe(error: ValidationError) -> str:

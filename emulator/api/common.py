@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from aiohttp import web
@@ -14,6 +14,8 @@ from emulator.api.bodies import read_body
 from emulator.backend import Backend
 from emulator.errors import BadRequest, Envelope
 from emulator.jsonio import dumps
+from emulator.scenarios import Scenario
+from emulator.store import ExportJob
 
 BACKEND = web.AppKey("backend", Backend)
 JSON = "application/json"
@@ -36,9 +38,26 @@ class RouteGroup:
     routes: tuple[Route, ...] = ()
 
 
+class Concern(NamedTuple):
+    """The export job a request concerned and its scenario, for its journal entry and log line."""
+
+    job: str | None
+    scenario: str | None
+
+
 ROUTE_GROUP = web.RequestKey("route_group", RouteGroup)
 # What the emulator did that the client did not ask for, recorded with the request in the journal.
 JOURNAL_NOTE = web.RequestKey("journal_note", str)
+# Set by the handlers that know it (see `concern`); the journal records it with the request.
+CONCERN = web.RequestKey("journal_concern", Concern)
+
+
+def concern(request: web.Request, job: ExportJob | None, scenario: Scenario | None = None) -> None:
+    """Record which job (and scenario) the request concerned."""
+    if job is not None:
+        request[CONCERN] = Concern(str(job.id), job.scenario.name)
+    elif scenario is not None:
+        request[CONCERN] = Concern(None, scenario.name)
 
 
 def backend_of(request: web.Request) -> Backend:

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator import __version__, journal, openapi
+from emulator import __version__, har, journal, openapi
 from emulator.api.common import JSON, backend_of, body_of, json_response, read_json
 from emulator.backend import Backend
 from emulator.errors import BadRequest, PayloadTooLarge
@@ -160,21 +160,57 @@ async def list_segments(request: web.Request) -> web.Response:
 
 
 async def list_requests(request: web.Request) -> web.Response:
-    """One page of the journal: `start` (0) and `limit` (journal.PAGE_DEFAULT, at most PAGE_MAX)."""
-    start = int_param(request.query, "start", 0)
-    limit = int_param(request.query, "limit", journal.PAGE_DEFAULT, minimum=1)
-    if limit > journal.PAGE_MAX:
-        raise BadRequest(f"Query parameter 'limit' must be at most {journal.PAGE_MAX}, got {limit}")
-    page = backend_of(request).journal.page(request.query, start, limit)
+    """One page of the journal, filtered (see `journal.Journal.entries`): `start` (0) and `limit`
+    (journal.PAGE_DEFAULT, at most PAGE_MAX)."""
+    start, limit = _journal_query(request.query)
+    try:
+        encoded, page = backend_of(request).journal.encoded_page(request.query, start, limit)
+    except journal.FilterError as exc:
+        raise BadRequest(str(exc)) from None
     about = {
         "start": start,
         "limit": limit,
         "count": page.matching,
         "next": page.next,
-        "truncated": page.truncated,
+        "truncated": len(encoded) < limit and page.next is not None,
     }
-    body = b'{"requests":[' + b",".join(page.entries) + b'],"page":' + dumps(about) + b"}"
+    body = b'{"requests":[' + b",".join(encoded) + b'],"page":' + dumps(about) + b"}"
     return web.Response(body=body, content_type=JSON)
+
+
+async def requests_har(request: web.Request) -> web.Response:
+    """The same page of the journal as HAR 1.2 (see emulator/har.py); `limit` defaults to PAGE_MAX."""
+    start, limit = _journal_query(request.query, default_limit=journal.PAGE_MAX)
+    try:
+        page = backend_of(request).journal.page(request.query, start, limit)
+    except journal.FilterError as exc:
+        raise BadRequest(str(exc)) from None
+    comment = f"journal entries {start} to {start + len(page.entries)} of {page.matching} matching" + (
+        f"; the next page starts at start={page.next}" if page.next is not None else ""
+    )
+    document = har.document(page.entries, f"{request.scheme}://{request.host}", comment)
+    return web.Response(body=dumps(document), content_type=JSON)
+
+
+def _journal_query(query: Any, default_limit: int = journal.PAGE_DEFAULT) -> tuple[int, int]:
+    """`start` and `limit`, checked; and no parameter the journal does not know (a typo would widen the
+    filter to everything)."""
+    unknown = sorted(set(query) - {*journal.FILTERS, "start", "limit"})
+    if unknown:
+        raise BadRequest(
+            f"Unknown query parameter '{unknown[0]}'; the journal takes {', '.join(journal.FILTERS)}, "
+            "start and limit"
+        )
+    for name in ("start", "limit"):
+        if query.get(name) == "":
+            raise BadRequest(f"Query parameter '{name}' must be an integer, got ''")
+    start = int_param(query, "start", 0)
+    if start > journal.MAX_START:  # past any journal's end; and JSON-safe when echoed in `page`
+        raise BadRequest(f"Query parameter 'start' must be at most {journal.MAX_START}, got {start}")
+    limit = int_param(query, "limit", default_limit, minimum=1)
+    if limit > journal.PAGE_MAX:
+        raise BadRequest(f"Query parameter 'limit' must be at most {journal.PAGE_MAX}, got {limit}")
+    return start, limit
 
 
 async def clear_requests(request: web.Request) -> web.Response:

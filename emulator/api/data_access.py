@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from emulator.api.common import backend_of, json_response
+from emulator.api.common import backend_of, concern, json_response
 from emulator.api.ranges import byte_range, if_range_holds
 from emulator.errors import BadRequest, NotFound
 from emulator.gateway import tenant_of
@@ -29,6 +29,7 @@ async def list_batch_files(request: web.Request) -> web.Response:
     batch_id = request.match_info["batch_id"]
     listed = await backend.exports.batch_files(tenant, batch_id, start, limit)
     batch, count = listed.batch, listed.count
+    concern(request, batch.job)
     await backend.faults.apply(backend.jobs.job_fault(batch.job, "list_batch_files"))
     origin = _origin(request)
     # Each entry's `size` is its file's bytes: a file not served yet is rendered (off the loop) to know it.
@@ -54,6 +55,7 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     exports = backend.exports
     start, limit = _page_params(request)  # the listing's paging (checked with `path` too)
     batch, export_file = await exports.file(tenant, request.match_info["file_id"])
+    concern(request, batch.job)
     path = request.query.get("path")
     operation = "list_files" if path is None else "download_file"
     await backend.faults.apply(backend.jobs.job_fault(batch.job, operation))

@@ -5,7 +5,15 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from emulator.api.common import JOURNAL_NOTE, JSON, backend_of, client_request_id, json_response, read_json
+from emulator.api.common import (
+    JOURNAL_NOTE,
+    JSON,
+    backend_of,
+    client_request_id,
+    concern,
+    json_response,
+    read_json,
+)
 from emulator.backend import Backend
 from emulator.gateway import CLIENT_ID, tenant_of
 from emulator.job_listing import next_link, parse_list_query
@@ -32,6 +40,7 @@ async def create_job(request: web.Request) -> web.Response:
         client_id=request[CLIENT_ID],
     )
     choice = created.choice
+    concern(request, created.job, choice.scenario)
     if choice.overrode is not None:
         request[JOURNAL_NOTE] = (
             f"the queued scenario '{choice.scenario.name}' applied instead of the requested "
@@ -77,6 +86,7 @@ async def get_job(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
     job_id = request.match_info["job_id"]
     job = backend.jobs.get(tenant, job_id)
+    concern(request, job)
     # A delay lets other requests run: a DELETE or a reset meanwhile makes the poll a 404 (see poll).
     await backend.faults.apply(backend.jobs.job_fault(job, "get_job"))
     backend.jobs.poll(job)
@@ -87,6 +97,7 @@ async def get_job(request: web.Request) -> web.Response:
 async def delete_job(request: web.Request) -> web.Response:
     backend = backend_of(request)
     job = backend.jobs.get(tenant_of(request), request.match_info["job_id"])
+    concern(request, job)
     await backend.faults.apply(backend.jobs.job_fault(job, "cancel_job"))
     message = backend.jobs.cancel(job)  # a 404 when a DELETE or a reset came first (see cancel)
     return json_response({"status": True, "message": message})

@@ -25,6 +25,8 @@ MERGE_POLICIES_PATH = "/data/core/ups/config/mergePolicies"
 CLIENT_AGENT = f"aep-emulator-test-client/{__version__}"
 # Re-mint a cached token a little before the emulator clock would expire it.
 TOKEN_REUSE_SECONDS = TOKEN_LIFETIME_SECONDS - 60
+# A failure message lists this many of the latest requests.
+DESCRIBED_REQUESTS = 20
 
 
 class AepEmulatorError(RuntimeError):
@@ -237,21 +239,69 @@ class AepEmulator:
             body["errors"] = errors
         return self.control("POST", f"/jobs/{job_id}/force", body)
 
-    def journal(self, **filters: str) -> list[dict[str, Any]]:
-        """Requests your code sent to the AEP surface, oldest first; filters: method, path (prefix),
-        org, sandbox. This client's own token requests are left out."""
+    def journal(self, **filters: Any) -> list[dict[str, Any]]:
+        """Requests your code sent to the AEP surface, oldest first. Filters: `method`, `path` (exact, or a
+        glob: `*` within a segment, `**` across them), `status` (`404` or `4xx`), `org`, `sandbox`,
+        `since` (emulator time, epoch ms), `job` and `unmatched` (True: near misses only). This client's
+        own token requests are left out."""
         entries: list[dict[str, Any]] = []
         start: int | None = 0
+        query = {name: _query_value(value) for name, value in filters.items() if value is not None}
         while start is not None:  # the journal comes in pages
-            page = self.control("GET", f"/requests?{urlencode({**filters, 'start': start, 'limit': 1000})}")
+            page = self.control("GET", f"/requests?{urlencode({**query, 'start': start, 'limit': 1000})}")
             entries.extend(page["requests"])
             start = page.get("page", {}).get("next")
         return [e for e in entries if not _from_this_client(e)]
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """The request journal: method, path, query, headers, body, status, tenant, time."""
+        """The request journal: method, path, query, headers, body, status, tenant, time, duration, job,
+        scenario, fault, hint and the response."""
         return self.journal()
+
+    def near_misses(self) -> list[dict[str, Any]]:
+        """Requests that missed: no route, refused by the gateway, invalid, or with an ignored parameter;
+        each with its `hint` and full `nearMiss` report."""
+        return self.journal(unmatched=True)
+
+    def requested(self, method: str | None = None, path: str | None = None, **filters: Any) -> int:
+        """How many requests match (`path` exact or a glob, as for `journal`)."""
+        return len(self.journal(method=method, path=path, **filters))
+
+    def assert_requested(
+        self, method: str, path: str, times: int | None = None, **filters: Any
+    ) -> list[dict[str, Any]]:
+        """Fail unless `method path` (a glob allowed) was requested `times` times (at least once when
+        `times` is None); the message lists what was requested instead. Returns the matching entries."""
+        __tracebackhide__ = True  # pytest shows the test's line, not this one
+        matching = self.journal(method=method, path=path, **filters)
+        if len(matching) == times or (times is None and matching):
+            return matching
+        wanted = "at least once" if times is None else _times(times)
+        extra = "".join(f" {name}={value}" for name, value in filters.items())
+        raise AssertionError(
+            f"expected {method} {path}{extra} to be requested {wanted}, but it was requested "
+            f"{_times(len(matching))}.\n{self.describe_requests()}"
+        )
+
+    def assert_not_requested(self, method: str, path: str, **filters: Any) -> None:
+        """Fail if `method path` (a glob allowed) was requested; the message lists what was."""
+        __tracebackhide__ = True
+        self.assert_requested(method, path, 0, **filters)
+
+    def describe_requests(self, last: int = DESCRIBED_REQUESTS) -> str:
+        """The last `last` requests, one per line: method, path, status, hint (as failure reports show)."""
+        entries = self.journal()
+        return describe(entries, last)
+
+    def har(self, **filters: Any) -> dict[str, Any]:
+        """The journal as a HAR 1.2 document (same filters as `journal`); this client's own token requests
+        are left out."""
+        query = {name: _query_value(value) for name, value in filters.items() if value is not None}
+        document: dict[str, Any] = self.control("GET", f"/requests.har?{urlencode(query)}")
+        log = document["log"]
+        log["entries"] = [e for e in log["entries"] if not _har_from_this_client(e)]
+        return document
 
     def control(self, method: str, path: str, body: Any = None, *, raw: bool = False) -> Any:
         """Call `/_emulator{path}`; JSON in and out. Raises `NoControlPlane` on a server without one."""
@@ -281,6 +331,41 @@ class AepEmulator:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def describe(entries: list[dict[str, Any]], last: int = DESCRIBED_REQUESTS) -> str:
+    """Journal entries as lines `METHOD path?query -> status  [hint]`, the last `last` of them."""
+    if not entries:
+        return "No requests reached the emulator."
+    shown = entries[-last:]
+    head = f"Requests the emulator saw ({len(entries)}" + (
+        f", the last {last}" if len(entries) > last else ""
+    )
+    lines = [head + "):"]
+    for entry in shown:
+        query = urlencode(entry.get("query") or {})
+        line = f"  {entry['method']} {entry['path']}{'?' + query if query else ''} -> {entry['status']}"
+        if entry.get("fault"):
+            line += f" (fault: {entry['fault']})"
+        if entry.get("hint"):
+            line += f"\n      hint: {entry['hint']}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _har_from_this_client(entry: Mapping[str, Any]) -> bool:
+    agents = [h["value"] for h in entry["request"]["headers"] if h["name"].lower() == "user-agent"]
+    return agents == [CLIENT_AGENT]
 
 
 def _from_this_client(entry: Mapping[str, Any]) -> bool:

@@ -380,9 +380,9 @@ def journal_entries(backend: Backend, filters: Mapping[str, str]) -> list[Journa
     path = filters.get("path", "")
     globbed = any(c in path for c in "*?[")
     base = {k: v for k, v in filters.items() if k in ("method", "org", "sandbox")}
-    if path and not globbed:
-        base["path"] = path
     entries = backend.journal.entries(base)
+    if path and not globbed:  # a prefix here (the journal's own `path` filter is exact or a glob)
+        entries = [e for e in entries if e.path.startswith(path)]
     if globbed:
         entries = [e for e in entries if fnmatch.fnmatchcase(e.path, path)]
     status = filters.get("status", "").lower()

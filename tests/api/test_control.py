@@ -315,7 +315,7 @@ async def test_a_queued_scenario_that_overrides_the_header_says_so(
     plain = await client.post(jobs, json=body, headers=aep.headers())
     assert "x-emulator-scenario-applied" not in plain.headers
     journal = await control(
-        client, "GET", "/requests?method=POST&path=/data/core/ups", schema="control.requests.response"
+        client, "GET", "/requests?method=POST&path=/data/core/ups/**", schema="control.requests.response"
     )
     notes = [entry["note"] for entry in journal["requests"]]
     assert notes[0] == (

@@ -84,19 +84,37 @@ async def test_refused_requests_are_journaled_with_their_status(client: TestClie
         ("?method=get", [("GET", "job"), ("GET", JOBS)]),
         ("?method=POST", [("POST", "/data/foundation/catalog/dataSets"), ("POST", JOBS)]),
         ("?method=DELETE", []),
-        ("?path=/data/core/ups", [("POST", JOBS), ("GET", "job"), ("GET", JOBS)]),
-        ("?path=/data/foundation", [("POST", "/data/foundation/catalog/dataSets")]),
+        ("?path=/data/core/ups", []),  # exact, not a prefix
+        ("?path=/data/core/ups/**", [("POST", JOBS), ("GET", "job"), ("GET", JOBS)]),
+        (f"?path={JOBS}", [("POST", JOBS), ("GET", JOBS)]),
+        (f"?path={JOBS}/*", [("GET", "job")]),
+        ("?path=/data/*/ups/export/jobs", [("POST", JOBS), ("GET", JOBS)]),
+        ("?path=/data/foundation/**", [("POST", "/data/foundation/catalog/dataSets")]),
+        ("?path=/data/foundation/catalog/dataSet?", [("POST", "/data/foundation/catalog/dataSets")]),
         ("?path=/nowhere", []),
+        ("?status=200", [("POST", JOBS), ("GET", "job"), ("GET", JOBS)]),
+        (
+            "?status=2xx",
+            [("POST", "/data/foundation/catalog/dataSets"), ("POST", JOBS), ("GET", "job"), ("GET", JOBS)],
+        ),
+        ("?status=201", [("POST", "/data/foundation/catalog/dataSets")]),
+        ("?status=4xx", []),
+        (f"?since={START_MS + 1000}", [("GET", "job"), ("GET", JOBS)]),
+        (f"?since={START_MS}&method=POST", [("POST", "/data/foundation/catalog/dataSets"), ("POST", JOBS)]),
+        ("?job=job", [("POST", JOBS), ("GET", "job")]),
+        ("?unmatched=true", []),
+        ("?unmatched=false&method=GET", [("GET", "job"), ("GET", JOBS)]),
         (f"?org={ORG}", [("POST", "/data/foundation/catalog/dataSets"), ("POST", JOBS), ("GET", "job")]),
         (f"?org={OTHER_ORG}", [("GET", JOBS)]),
         ("?sandbox=dev", [("GET", JOBS)]),
         (f"?org={OTHER_ORG}&sandbox=prod", []),
-        (f"?method=GET&org={ORG}&path={JOBS}", [("GET", "job")]),
+        (f"?method=GET&org={ORG}&path={JOBS}/*", [("GET", "job")]),
     ],
 )
 async def test_filters(client: TestClient[Any, Any], query: str, expected: list[tuple[str, str]]) -> None:
     _, _, job = await some_traffic(client)
     job_path = f"{JOBS}/{job['id']}"
+    query = query.replace("job=job", f"job={job['id']}")
     wanted = [(method, job_path if path == "job" else path) for method, path in expected]
     assert [(e["method"], e["path"]) for e in await journal(client, query)] == wanted
 
@@ -162,7 +180,7 @@ class TestPages:
         last = await page(client, "?start=200&limit=1000")
         assert [e["path"] for e in last["requests"]] == [f"{JOBS}/{n}" for n in range(200, 250)]
         assert last["page"]["next"] is None
-        filtered = await page(client, f"?path={JOBS}/1&limit=5&start=5")
+        filtered = await page(client, f"?path={JOBS}/1**&limit=5&start=5")
         assert [e["path"] for e in filtered["requests"]] == [f"{JOBS}/{n}" for n in (14, 15, 16, 17, 18)]
         assert filtered["page"]["count"] == 111  # 1, 10-19, 100-199
 
@@ -197,3 +215,133 @@ async def page(client: TestClient[Any, Any], query: str = "") -> dict[str, Any]:
     assert response.status == 200, body
     assert_matches("control.requests.response", body)
     return dict(body)
+
+
+# -- issue 15: what each entry records, the filters, HAR ----------------------------------------------------
+
+
+async def test_an_entry_records_duration_job_scenario_fault_and_response(
+    client: TestClient[Any, Any],
+) -> None:
+    aep = Aep(client)
+    dataset_id = await aep.create_dataset()
+    job = await aep.create_job(dataset_id, headers={"x-emulator-scenario": "flaky-gateway"})
+    polls = [await client.get(f"{JOBS}/{job['id']}", headers=aep.headers()) for _ in range(3)]
+    entries = await journal(client, f"?job={job['id']}")
+    create, *gets = entries
+    assert (create["method"], create["job"], create["scenario"], create["fault"]) == (
+        "POST",
+        str(job["id"]),
+        "flaky-gateway",
+        None,
+    )
+    assert [(e["status"], e["fault"]) for e in gets] == [
+        (p.status, None if p.status == 200 else f"respond {p.status}") for p in polls
+    ]
+    assert any(e["fault"] for e in gets), "the scenario answers some polls with a fault"
+    assert all(e["scenario"] == "flaky-gateway" for e in gets)
+    assert all(isinstance(e["durationMs"], float | int) and e["durationMs"] >= 0 for e in entries)
+    assert create["response"]["headers"]["content-type"].startswith("application/json")
+    assert json.loads(create["response"]["body"])["id"] == job["id"]
+    assert create["response"]["size"] == len(create["response"]["body"].encode())
+    assert [e["id"] for e in entries] == sorted(e["id"] for e in entries)
+    assert gets[0]["requestId"] is None or gets[0]["status"] != 200
+
+
+async def test_an_error_entry_carries_its_request_id(client: TestClient[Any, Any]) -> None:
+    await client.get(f"{JOBS}/42", headers=Aep(client).headers(**{"x-request-id": "mine-1"}))
+    await client.get(f"{JOBS}/43", headers=Aep(client).headers())
+    first, second = await journal(client)
+    assert first["requestId"] == "mine-1"
+    assert second["requestId"] and second["requestId"] == second["response"]["headers"]["x-request-id"]
+    assert first["job"] == "42"  # the job the request was about, even when it does not exist
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["?status=abc", "?status=600", "?since=yesterday", "?unmatched=yes", "?pth=/data", "?limit=0", "?limit="],
+)
+async def test_bad_filters_are_400_naming_the_parameter(client: TestClient[Any, Any], query: str) -> None:
+    for endpoint in ("/_emulator/requests", "/_emulator/requests.har"):
+        response = await client.get(f"{endpoint}{query}")
+        body = await response.json()
+        assert response.status == 400, body
+        assert_matches("error.problem", body)
+        assert query[1:].partition("=")[0] in body["detail"]
+
+
+def test_path_globs() -> None:
+    from emulator.journal import path_matcher
+
+    job = path_matcher(f"{JOBS}/*")
+    assert job(f"{JOBS}/12") and not job(JOBS) and not job(f"{JOBS}/") and not job(f"{JOBS}/12/x")
+    under = path_matcher("/data/core/ups/**")
+    assert under(JOBS) and under("/data/core/ups/") and not under("/data/core/upsx")
+    assert path_matcher("/data/*/ups/export/jobs")(JOBS)
+    assert path_matcher(JOBS)(JOBS) and not path_matcher(JOBS)(f"{JOBS}/")
+    assert path_matcher("/a.b/[x]")("/a.b/[x]") and not path_matcher("/a.b")("/aXb")  # no regex leaks
+
+
+async def test_the_journal_as_har(client: TestClient[Any, Any]) -> None:
+    aep = Aep(client)
+    dataset_id = await aep.create_dataset()
+    job = await aep.create_job(dataset_id)
+    await client.get(f"{JOBS}/{job['id']}/", headers=aep.headers())  # a near miss
+    await client.get(JOBS, headers=aep.headers(), params={"limit": "5"})
+    response = await client.get("/_emulator/requests.har")
+    assert response.status == 200
+    har = await response.json()
+    assert_matches("control.requests-har.response", har)
+    log = har["log"]
+    assert log["version"] == "1.2" and log["creator"]["name"] == "aep-emulator"
+    entries = log["entries"]
+    assert [(e["request"]["method"], e["response"]["status"]) for e in entries] == [
+        ("POST", 201),
+        ("POST", 200),
+        ("GET", 404),
+        ("GET", 200),
+    ]
+    create = entries[1]
+    assert create["request"]["url"] == f"{client.make_url(JOBS)}"
+    assert json.loads(create["request"]["postData"]["text"])["destination"]["datasetId"] == dataset_id
+    assert json.loads(create["response"]["content"]["text"])["id"] == job["id"]
+    assert {"name": "x-gw-ims-org-id", "value": ORG} in create["request"]["headers"]
+    assert create["startedDateTime"] == "2023-11-14T22:13:20.000Z"  # emulator time
+    assert create["_emulator"]["job"] == str(job["id"]) and "comment" not in create
+    assert entries[2]["comment"].startswith(f"no route for GET {JOBS}/{job['id']}/")
+    assert entries[2]["_emulator"]["nearMiss"]["kind"] == "route"
+    assert entries[3]["request"]["queryString"] == [{"name": "limit", "value": "5"}]
+    only = await (await client.get("/_emulator/requests.har?unmatched=true")).json()
+    assert [e["response"]["status"] for e in only["log"]["entries"]] == [404]
+    paged = await (await client.get("/_emulator/requests.har?limit=1&start=1")).json()
+    assert len(paged["log"]["entries"]) == 1
+    assert "the next page starts at start=2" in paged["log"]["comment"]
+
+
+async def test_a_har_cuts_large_bodies_and_says_so(client: TestClient[Any, Any]) -> None:
+    from emulator.journal import MAX_RESPONSE_BYTES as MAX_RESPONSE_BODY_BYTES
+
+    aep = Aep(client)
+    dataset_id = await aep.create_dataset()
+    for _ in range(60):
+        await aep.create_job(dataset_id)
+    await client.get(JOBS, headers=aep.headers(), params={"limit": "60"})
+    har = await (await client.get("/_emulator/requests.har?method=GET")).json()
+    content = har["log"]["entries"][0]["response"]["content"]
+    assert content["size"] > MAX_RESPONSE_BODY_BYTES
+    assert len(content["text"].encode()) <= MAX_RESPONSE_BODY_BYTES
+    assert "first 16384 bytes" in content["comment"]
+
+
+async def test_a_har_url_is_a_uri_whatever_the_path(client: TestClient[Any, Any]) -> None:
+    await client.get("/data/caf\u00e9 x\\\x01", headers=Aep(client).headers())
+    har = await (await client.get("/_emulator/requests.har")).json()
+    (entry,) = har["log"]["entries"]
+    assert entry["request"]["url"].endswith("/data/caf%C3%A9%20x%5C%01")
+    assert_matches("control.requests-har.response", har)
+
+
+async def test_a_start_past_any_journal_is_400(client: TestClient[Any, Any]) -> None:
+    response = await client.get("/_emulator/requests?start=51217651210458717023633408")
+    assert response.status == 400
+    assert "'start' must be at most 2147483647" in (await response.json())["detail"]

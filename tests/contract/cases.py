@@ -597,8 +597,18 @@ _control("listAllJobs", 400, "GET", "/jobs", "all_neither_true_nor_false", param
 _control("forceJob", 400, "POST", "/jobs/1/force", json_body={"status": "DONE"})
 _control("forceJob", 404, "POST", "/jobs/424242/force", json_body={"status": "FAILED"})
 _control("listRequests", 200, "GET", "/requests", params={"method": "GET"})
+_control("listRequests", 400, "GET", "/requests", params={"status": "abc"})
+_control("requestsHar", 400, "GET", "/requests.har", params={"unmatched": "maybe"})
 _control("clearRequests", 200, "DELETE", "/requests")
 _control("openapi", 200, "GET", "/openapi.json")
+
+
+@case("requestsHar", 200)
+async def journal_as_har(target: Target) -> Reply:
+    emu = emulator(target)
+    await emu.finished_job()
+    await emu.request("GET", "/data/core/ups/export/job")  # a near miss: its hint is the entry's comment
+    return await emu.request("GET", "/_emulator/requests.har")
 
 
 @case("listAllJobs", 200)
