@@ -19,6 +19,7 @@ from emulator.gateway import CLIENT_ID, tenant_of
 from emulator.job_listing import next_link, parse_list_query
 from emulator.job_view import job_json
 from emulator.jsonio import dumps
+from emulator.scenarios import Choice
 from emulator.store import ExportJob
 
 PREFIX = "/data/core/ups/export/jobs"
@@ -39,24 +40,28 @@ async def create_job(request: web.Request) -> web.Response:
         profile_instance_id=request.headers.get("x-profile-instance-id"),
         client_id=request[CLIENT_ID],
     )
-    choice = created.choice
-    concern(request, created.job, choice.scenario)
-    if choice.overrode is not None:
-        request[JOURNAL_NOTE] = (
-            f"the queued scenario '{choice.scenario.name}' applied instead of the requested "
-            f"'{choice.overrode}' ({SCENARIO_HEADER})"
-        )
+    concern(request, created.job, created.choice.scenario)
+    applied = scenario_choice_headers(request, created.choice, requested)
     await backend.faults.apply(created.fault)  # a fault that refuses the request raises here
     job = created.job
     assert job is not None, "only a refusing fault leaves no job, and it has raised"
-    headers = {"X-Location": f"{PREFIX}/{job.id}"}
-    if requested is not None:
-        headers[SCENARIO_APPLIED_HEADER] = choice.scenario.name
+    headers = {"X-Location": f"{PREFIX}/{job.id}", **applied}
     # Not through the cache: a new job's first poll usually moves it on, so keeping its creation state
     # would cost memory (about 800 bytes a job) for nothing.
     await backend.prepare_counters((job,))  # counted off the event loop
     body = dumps(job_json(job, backend.job_counters(job)))
     return web.Response(body=body, headers=headers, content_type=JSON)
+
+
+def scenario_choice_headers(request: web.Request, choice: Choice, requested: str | None) -> dict[str, str]:
+    """A created job's scenario, as the client sees it: the applied one when it asked for one by name, and a
+    journal note when the queue overrode that request."""
+    if choice.overrode is not None:
+        request[JOURNAL_NOTE] = (
+            f"the queued scenario '{choice.scenario.name}' applied instead of the requested "
+            f"'{choice.overrode}' ({SCENARIO_HEADER})"
+        )
+    return {} if requested is None else {SCENARIO_APPLIED_HEADER: choice.scenario.name}
 
 
 async def list_jobs(request: web.Request) -> web.Response:

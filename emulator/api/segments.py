@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from emulator.api.common import JOURNAL_NOTE, backend_of, client_request_id, json_response, read_json
-from emulator.api.export_jobs import SCENARIO_APPLIED_HEADER, SCENARIO_HEADER
+from emulator.api.common import backend_of, client_request_id, json_response, read_json
+from emulator.api.export_jobs import SCENARIO_HEADER, scenario_choice_headers
 from emulator.backend import Backend
 from emulator.gateway import tenant_of
 from emulator.segment_job_view import segment_job_json
@@ -89,18 +89,11 @@ async def create_segment_job(request: web.Request) -> web.Response:
         request_id=client_request_id(request),
         profile_instance_id=request.headers.get("x-profile-instance-id"),
     )
-    choice = created.choice
-    if choice.overrode is not None:
-        request[JOURNAL_NOTE] = (
-            f"the queued scenario '{choice.scenario.name}' applied instead of the requested "
-            f"'{choice.overrode}' ({SCENARIO_HEADER})"
-        )
+    applied = scenario_choice_headers(request, created.choice, requested)
     await backend.faults.apply(created.fault)  # a fault that refuses the request raises here
     job = created.job
     assert job is not None, "only a refusing fault leaves no job, and it has raised"
-    headers = {"X-Location": f"{SEGMENT_JOBS}/{job.id}"}
-    if requested is not None:
-        headers[SCENARIO_APPLIED_HEADER] = choice.scenario.name
+    headers = {"X-Location": f"{SEGMENT_JOBS}/{job.id}", **applied}
     return json_response(_job(backend, job), headers=headers)
 
 
