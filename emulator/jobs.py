@@ -16,7 +16,7 @@ from emulator.events import JOBS, EventHub
 from emulator.exportlimits import check_export
 from emulator.faults import Fault, take
 from emulator.job_listing import JobPage, ListQuery, first_page
-from emulator.lifecycle import JobError
+from emulator.lifecycle import JobError, oldest_finished
 from emulator.options import DEFAULT_MAX_JOBS_PER_TENANT
 from emulator.scenarios import Choice, Scenario, ScenarioRegistry
 from emulator.store import (
@@ -148,14 +148,7 @@ class ExportJobs:
         excess = len(state.exports) - self.max_per_tenant + 1
         if excess <= 0:
             return
-        now_ms = self.clock.now_ms()
-        finished: list[ExportJob] = []
-        for job in state.exports.values():
-            job.refresh(now_ms)
-            if job.progress.is_terminal:
-                finished.append(job)
-                if len(finished) == excess:
-                    break
+        finished = oldest_finished(state.exports.values(), excess, self.clock.now_ms())
         if len(finished) < excess:
             raise TooManyRequests(
                 f"Org '{tenant.org}', sandbox '{tenant.sandbox}' already has {len(state.exports)} export "

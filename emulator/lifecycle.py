@@ -8,8 +8,9 @@ job shows is derived from the instants recorded in `Progress.transitions`, so th
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 NEW = "NEW"
 PROCESSING = "PROCESSING"
@@ -246,3 +247,38 @@ def timings(progress: Progress) -> Timings:
 
 def _first_phase(progress: Progress, phase: str) -> int | None:
     return next((t.at_ms for t in progress.transitions if t.phase == phase), None)
+
+
+class Refreshable(Protocol):
+    """A job of either kind: its progress, brought up to an instant on request."""
+
+    @property
+    def progress(self) -> Progress: ...
+
+    def refresh(self, now_ms: int) -> None: ...
+
+
+J = TypeVar("J", bound=Refreshable)
+
+
+def oldest_finished(jobs: Iterable[J], count: int, now_ms: int) -> list[J]:
+    """Up to `count` finished jobs, oldest first (in `jobs` order): those a tenant at its cap lets go."""
+    finished: list[J] = []
+    for job in jobs:
+        job.refresh(now_ms)
+        if job.progress.is_terminal:
+            finished.append(job)
+            if len(finished) == count:
+                break
+    return finished
+
+
+def transitions_from_state(progress: Mapping[str, Any], what: str) -> tuple[Transition, ...]:
+    """A saved job's transitions (`what` names the job in the error); ValueError when there are none."""
+    transitions = tuple(
+        Transition(str(status), int(at_ms), None if phase is None else str(phase))
+        for status, at_ms, phase in progress["transitions"]
+    )
+    if not transitions:
+        raise ValueError(f"{what} has no transitions")
+    return transitions

@@ -18,7 +18,7 @@ from emulator import lifecycle
 from emulator.clock import Clock
 from emulator.errors import BadRequest, Conflict, NotFound, TooManyRequests
 from emulator.faults import Fault, take
-from emulator.lifecycle import JobError, Progress, Step, Transition
+from emulator.lifecycle import JobError, Progress, Step, oldest_finished, transitions_from_state
 from emulator.merge_policies import PROFILE_SCHEMA, MergePolicies, ids_of
 from emulator.params import int_param
 from emulator.scenario_steps import CANCELLING, KIND_STATUSES, SEGMENT
@@ -223,14 +223,7 @@ class SegmentJobs:
         excess = len(jobs) - self.max_per_tenant + 1
         if excess <= 0:
             return
-        now_ms = self.clock.now_ms()
-        finished = []
-        for job in jobs.values():
-            job.refresh(now_ms)
-            if job.progress.is_terminal:
-                finished.append(job)
-                if len(finished) == excess:
-                    break
+        finished = oldest_finished(jobs.values(), excess, self.clock.now_ms())
         if len(finished) < excess:
             raise TooManyRequests(
                 f"Org '{tenant.org}', sandbox '{tenant.sandbox}' already has {len(jobs)} segment jobs and "
@@ -451,12 +444,7 @@ def _job_state(job: SegmentJob, scenario: int) -> dict[str, Any]:
 
 def _job_from_state(tenant: Tenant, saved: Mapping[str, Any], scenario: Scenario) -> SegmentJob:
     progress = saved["progress"]
-    transitions = tuple(
-        Transition(str(status), int(at_ms), None if phase is None else str(phase))
-        for status, at_ms, phase in progress["transitions"]
-    )
-    if not transitions:
-        raise ValueError(f"segment job {saved['id']} has no transitions")
+    transitions = transitions_from_state(progress, f"segment job {saved['id']}")
     cancel_step = saved.get("cancelStep")
     return SegmentJob(
         id=str(saved["id"]),

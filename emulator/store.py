@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from emulator import lifecycle
-from emulator.lifecycle import JobError, Progress, Transition
+from emulator.lifecycle import JobError, Progress, Transition, transitions_from_state
 from emulator.scenarios import Scenario
 
 
@@ -313,12 +313,7 @@ def job_state(job: ExportJob, listed: bool, scenario: int) -> dict[str, Any]:
 
 def job_from_state(tenant: Tenant, saved: Mapping[str, Any], scenario: Scenario) -> ExportJob:
     progress = saved["progress"]
-    transitions = tuple(
-        Transition(str(status), int(at_ms), None if phase is None else str(phase))
-        for status, at_ms, phase in progress["transitions"]
-    )
-    if not transitions:
-        raise ValueError(f"job {saved['id']} has no transitions")
+    transitions = transitions_from_state(progress, f"job {saved['id']}")
     request = saved["request"]
     if not isinstance(request, dict) or not isinstance(request.get("destination"), dict):
         raise TypeError(f"job {saved['id']}: request is not an export-job request")
