@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+from types import SimpleNamespace
 from unittest import mock
 
 import pytest
 from aiohttp import streams
 from aiohttp.test_utils import make_mocked_request
-
-from types import SimpleNamespace
 
 from emulator.api.bodies import read_body
 from emulator.api.common import Call, body_of
