@@ -24,6 +24,7 @@ from benchmarks.servers import (
     Cpus,
     Server,
     aep_headers,
+    byte_compile,
     call,
     call_json,
     create_dataset,
@@ -63,6 +64,7 @@ def run(
 def cold_starts(config: Config, cpus: Cpus) -> dict[str, Any]:
     """Alternating floor and emulator, so that drift on the machine hits both alike."""
     samples: dict[str, list[float]] = {"floor": [], "emulator": []}
+    byte_compile()
     for index in range(config.cold_starts):
         log(f"cold start {index + 1}/{config.cold_starts}")
         samples["floor"].append(round(time_to_first_200(floor_argv(), "/", cpus), 1))

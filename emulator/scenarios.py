@@ -206,7 +206,7 @@ def load_file(path: Path, *, check_schema: bool = True) -> Scenario:
 
 def load_paths(paths: Iterable[Path], *, check_schema: bool = True) -> list[Scenario]:
     """Files and folders (every *.yaml / *.yml inside, sorted); all or nothing."""
-    files: list[Path] = []
+    files: dict[Path, Path] = {}  # resolved: as named first
     for path in paths:
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix in YAML_SUFFIXES and p.is_file())
@@ -214,10 +214,10 @@ def load_paths(paths: Iterable[Path], *, check_schema: bool = True) -> list[Scen
             found = [path]
         else:
             raise ScenarioError(str(path), "", "no such file or folder")
-        # A file named twice (itself and through its folder) is loaded once.
-        files.extend(f for f in found if f.resolve() not in {seen.resolve() for seen in files})
+        for file in found:
+            files.setdefault(file.resolve(), file)  # a file named twice (itself and through its folder) once
     scenarios: dict[str, Scenario] = {}
-    for file in files:
+    for file in files.values():
         scenario = load_file(file, check_schema=check_schema)
         other = scenarios.get(scenario.name)
         if other is not None:

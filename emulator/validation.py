@@ -6,7 +6,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,11 +45,17 @@ class Schemas:
     """Every schema file by name (`export-job.create.request` for `export-job.create.request.schema.json`)."""
 
     def __init__(self, folder: Path):
-        self.documents: dict[str, dict[str, Any]] = {}
-        for path in sorted(folder.glob(f"*{SCHEMA_SUFFIX}")):
-            self.documents[path.name.removesuffix(SCHEMA_SUFFIX)] = json.loads(path.read_text())
+        self.folder = folder
         self._validators: dict[str, Draft202012Validator] = {}
         self._fast: dict[str, Callable[[Any], bool] | None] = {}
+
+    @cached_property
+    def documents(self) -> dict[str, dict[str, Any]]:
+        """The files, read on first use: a start that has checked nothing yet has read none of them."""
+        return {
+            path.name.removesuffix(SCHEMA_SUFFIX): json.loads(path.read_text())
+            for path in sorted(self.folder.glob(f"*{SCHEMA_SUFFIX}"))
+        }
 
     def validator(self, name: str) -> Draft202012Validator:
         """jsonschema's validator, built on first use: importing jsonschema would cost every start ~30 ms,

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import math
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -21,8 +21,14 @@ from emulator.api.common import Call, body_of, client_request_id, json_response
 from emulator.errors import BadRequest, Forbidden, NotFound, TooManyRequests
 from emulator.events import CLOCK, TooManyListeners
 from emulator.jsonio import dumps
-from emulator.ui import har, views
+from emulator.lazy import LazyModule
+from emulator.ui import har
 from emulator.ui.render import UI, page, static_asset
+
+if TYPE_CHECKING:
+    from emulator.ui import views
+else:  # imported with the first page: a server nobody looks at does not load the dashboard's view code
+    views = LazyModule("emulator.ui.views")
 
 HTML = "text/html"
 PAGE_HEADERS = {

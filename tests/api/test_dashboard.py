@@ -4,6 +4,8 @@ touches (the journal, job polls). tests/ui drives the same pages in Chromium."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -199,3 +201,13 @@ async def test_the_live_feed_has_a_cap_and_costs_nothing_when_closed(
     await first.content.read()  # the stream ends
     assert first.content.at_eof()
     assert hub.listeners == 0
+
+
+def test_starting_the_app_loads_neither_jinja2_nor_the_views() -> None:
+    """The dashboard's code is loaded with its first page: a server nobody looks at does not pay for it."""
+    code = (
+        "import sys; from emulator.app import create_app; create_app(); "
+        "assert not {'jinja2', 'emulator.ui.views'} & set(sys.modules), 'imported at start'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
