@@ -151,7 +151,7 @@ def rounds(rounds: int, creates: int) -> dict[str, Any]:
             bench.create_in_steps(spent)
         for index, ns in enumerate(spent):
             steps[index].append(_us(ns, creates))
-    result = {
+    result: dict[str, Any] = {
         "us_per_create_min": round(min(totals), 2),
         "us_per_create_median": round(statistics.median(totals), 2),
         "steps_us": {
@@ -212,7 +212,7 @@ def stream(count: int) -> dict[str, Any]:
     finally:
         gc.callbacks.remove(timer)
     gc_ns = sum(spent.values())
-    result = {
+    result: dict[str, Any] = {
         "stream_jobs": count,
         "stream_us_per_create": round(_us(cpu, count), 2),
         "gc_seconds": round(gc_ns / 1e9, 3),
