@@ -113,7 +113,7 @@ class ExportJobs:
         merge_policy = normalized.get("mergePolicy", {}).get("id")
         if merge_policy is not None:
             self.check_merge_policy(tenant, merge_policy)
-        size = self.catalog.budget.size(tenant, normalized)  # --max-tenant-bytes, checked before any change
+        size = self.catalog.budget.size(tenant, state.held_bytes, normalized)  # before any change
         choice = self.scenarios.choose(requested_scenario, normalized)
         check_export(normalized, choice.scenario)
         fault = self.tenant_fault(tenant, choice.scenario, "create_job")
@@ -132,8 +132,8 @@ class ExportJobs:
             progress=lifecycle.start(scenario.steps, self.clock.now_ms()),
             profile_instance_id=profile_instance_id or DEFAULT_SEGMENT_NS,
             definitions=self.definitions(tenant, [s["segmentId"] for s in segments]),
+            held_bytes=size,
         )
-        self.catalog.budget.hold(tenant, job, normalized, size)
         state.add_job(job)
         for index, batch_id in enumerate(job.batch_ids):
             segment = segments[index] if per_segment else None
