@@ -81,6 +81,7 @@ class MethodNotAllowed(ApiError):
     ups_code = "113005"
 
     def __init__(self, method: str, allowed: list[str]):
+        self.allowed = allowed
         super().__init__(
             f"Method {method} is not allowed here; allowed: {', '.join(allowed)}",
             headers={"Allow": ", ".join(allowed)},
@@ -114,6 +115,12 @@ class UnsupportedMediaType(ApiError):
     status = 415
     title = "UnsupportedMediaTypeError"
     ups_code = "113015"
+
+
+class ExpectationFailed(ApiError):
+    status = 417
+    title = "ExpectationFailedError"
+    ups_code = "113017"
 
 
 class PayloadTooLarge(ApiError):

@@ -1,6 +1,6 @@
 """AEP's API gateway rules (auth and required headers) for the route groups behind the gateway.
 
-The app's middleware runs them before the handler, and for paths no route matches as well, so a request
+The dispatcher runs them before the handler, and for paths no route matches as well, so a request
 the gateway refuses never reaches a service, as on the real gateway.
 """
 
@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from aiohttp import web
-
+from emulator.api.common import Call
 from emulator.backend import Backend
 from emulator.errors import (
     INVALID_API_KEY,
@@ -31,16 +30,15 @@ _ADOBE_JSON = re.compile(r"application/vnd\.adobe\.[a-z0-9][a-z0-9.-]*\+json")
 # Parameters that may be repeated (their conditions are ANDed): Catalog's `property`, under Catalog only.
 REPEATABLE = frozenset({"property"})
 REPEATABLE_UNDER = "/data/foundation/catalog/"
-TENANT = web.RequestKey("aep_tenant", Tenant)
-CLIENT_ID = web.RequestKey("aep_client_id", str)
 
 
-def admission(backend: Backend) -> Callable[[web.Request], Tenant]:
-    """The gateway's check of a request behind it, run first by the app's middleware: raises what the
-    gateway refuses with; records and returns the caller's tenant (and client id)."""
+def admission(backend: Backend) -> Callable[[Call], None]:
+    """The gateway's check of a request behind it, run first by the dispatcher: raises what the gateway
+    refuses with; records the caller's tenant and client id on the call."""
     strict = backend.options.auth == "strict"
 
-    def admit(request: web.Request) -> Tenant:
+    def admit(call: Call) -> None:
+        request = call.request
         headers = request.headers
         authorization = headers.get("Authorization")
         if authorization is None:
@@ -67,7 +65,7 @@ def admission(backend: Backend) -> Callable[[web.Request], Tenant]:
         sandbox = headers.get("x-sandbox-name") or DEFAULT_SANDBOX
         if not (api_key.isascii() and org.isascii() and sandbox.isascii()):
             _require_text(("x-api-key", api_key), ("x-gw-ims-org-id", org), ("x-sandbox-name", sandbox))
-        if request.query and len(set(request.query)) != len(request.query):
+        if request.query_string and len(set(request.query)) != len(request.query):
             # Services read one value per parameter: a parameter repeated with different values is
             # ambiguous, not first-wins. The same value twice is not (aepp's getMergePolicies sends `limit`
             # both in the documented `_links.next.href` and as its own parameter). Catalog's `property` is
@@ -83,9 +81,8 @@ def admission(backend: Backend) -> Callable[[web.Request], Tenant]:
             )
             if repeated:
                 raise BadRequest(f"Query parameter '{repeated[0]}' is given more than once")
-        tenant = request[TENANT] = Tenant(org, sandbox)
-        request[CLIENT_ID] = api_key
-        return tenant
+        call.tenant = Tenant(org, sandbox)
+        call.client_id = api_key
 
     return admit
 
@@ -101,8 +98,3 @@ def _require_text(*headers: tuple[str, str]) -> None:
     for name, value in headers:
         if not (value.isascii() or value.isprintable()):
             raise BadRequest(f"Header {name} is not valid UTF-8 text")
-
-
-def tenant_of(request: web.Request) -> Tenant:
-    tenant: Tenant = request[TENANT]
-    return tenant

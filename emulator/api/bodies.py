@@ -15,16 +15,13 @@ from typing import Protocol
 
 from aiohttp import web
 
-from emulator.errors import ApiError, BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from emulator.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 
 # What `--max-body-bytes` bounds: the body after decoding. The raw (encoded) body is bounded too, with room
 # for an encoding that does not compress (stored blocks, random data).
 RAW_SLACK_BYTES = 64 * 1024
 READ_CHUNK_BYTES = 64 * 1024
 ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
-
-# The body, or the error reading it ended with: one key, so that the first read costs one miss.
-_READ: web.RequestKey[bytes | ApiError] = web.RequestKey("body")
 
 
 class _Decoder(Protocol):
@@ -45,26 +42,11 @@ class _Identity:
         return data
 
 
-async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
-    """The request body, decoded per its Content-Encoding; read once, then the same bytes (or the same
-    error) for every caller. Raises PayloadTooLarge past `limit` decoded bytes, RequestTimeout when the
-    body has not fully arrived within `timeout` seconds, BadRequest or UnsupportedMediaType for an
-    encoding that is wrong or not one of ENCODINGS."""
-    done = request.get(_READ)
-    if isinstance(done, bytes):
-        return done
-    if done is not None:
-        raise done
-    try:
-        body = await _read(request, limit, timeout)
-    except ApiError as exc:
-        request[_READ] = exc
-        raise
-    request[_READ] = body
-    return body
-
-
-async def _read(request: web.Request, limit: int, timeout: float) -> bytes:
+async def read_body(request: web.BaseRequest, limit: int, timeout: float) -> bytes:
+    """The request body, decoded per its Content-Encoding (read it once: the stream is consumed). Raises
+    PayloadTooLarge past `limit` decoded bytes, RequestTimeout when the body has not fully arrived within
+    `timeout` seconds, BadRequest or UnsupportedMediaType for an encoding that is wrong or not one of
+    ENCODINGS."""
     decoder = _decoder(request.headers.get("Content-Encoding", ""))
     if not request.body_exists:
         return b""
@@ -90,7 +72,7 @@ async def _read(request: web.Request, limit: int, timeout: float) -> bytes:
 class _Body:
     """A body decoded as its raw chunks arrive, within the limits on both its raw and decoded bytes."""
 
-    def __init__(self, request: web.Request, decoder: _Decoder, limit: int):
+    def __init__(self, request: web.BaseRequest, decoder: _Decoder, limit: int):
         self._request = request
         self._decoder = decoder
         self._limit = limit
@@ -156,6 +138,6 @@ def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes (--max-body-bytes)")
 
 
-def _not_encoded(request: web.Request, why: str = "") -> BadRequest:
+def _not_encoded(request: web.BaseRequest, why: str = "") -> BadRequest:
     encoding = request.headers.get("Content-Encoding", "")
     return BadRequest(f"Request body is not valid {encoding[:64]} data{f': {why}' if why else ''}")

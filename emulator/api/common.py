@@ -1,21 +1,23 @@
-"""What every handler needs: the backend, the request's route group, JSON in and out."""
+"""What every handler needs: its Call (the request, the backend, the route, the tenant), JSON in and out."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from multidict import CIMultiDictProxy, MultiMapping
 
 from emulator.api.bodies import read_body
 from emulator.backend import Backend
-from emulator.errors import BadRequest, Envelope
+from emulator.errors import ApiError, BadRequest, Envelope
+from emulator.hints import Route as Template
 from emulator.jsonio import dumps
 from emulator.scenarios import Scenario
-from emulator.store import ExportJob
+from emulator.store import ExportJob, Tenant
 
 BACKEND = web.AppKey("backend", Backend)
 JSON = "application/json"
@@ -24,6 +26,77 @@ JSON = "application/json"
 MAX_JSON_DEPTH = 64
 TOO_DEEP = f"nested too deeply (at most {MAX_JSON_DEPTH} levels)"
 
+
+class Concern(NamedTuple):
+    """The export job a request concerned and its scenario, for its journal entry and log line."""
+
+    job: str | None
+    scenario: str | None
+
+
+class Call:
+    """One request on its way through the emulator: what the dispatcher found out about it (the route, its
+    path parameters, the caller's tenant) and what the handler tells the journal (the job it concerned, a
+    note), in one object made once per request. Handlers take a Call, not a bare aiohttp request."""
+
+    __slots__ = (
+        "backend",
+        "body",
+        "client_id",
+        "concern",
+        "group",
+        "note",
+        "params",
+        "request",
+        "routes",
+        "tenant",
+    )
+
+    def __init__(
+        self,
+        request: web.BaseRequest,
+        backend: Backend,
+        routes: tuple[Template, ...],
+        group: RouteGroup,
+        params: dict[str, str],
+    ):
+        self.request = request
+        self.backend = backend
+        self.routes = routes  # every route's (method, template): near-miss reports and the OpenAPI document
+        self.group = group
+        self.params = params
+        self.tenant: Tenant | None = None  # set by the gateway, for the route groups behind it
+        self.client_id = ""  # the caller's API key, set with the tenant
+        self.concern: Concern | None = None
+        # What the emulator did that the client did not ask for, recorded with the request in the journal.
+        self.note: str | None = None
+        self.body: bytes | ApiError | None = (
+            None  # the decoded body once read, or the error reading it ended with
+        )
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        return self.request.headers
+
+    @property
+    def query(self) -> MultiMapping[str]:
+        return self.request.query
+
+    @property
+    def own_tenant(self) -> Tenant:
+        """The caller's tenant, on a route behind the gateway (which always sets it)."""
+        assert self.tenant is not None, "only routes behind the gateway have a tenant"
+        return self.tenant
+
+    def concerns(self, job: ExportJob | None, scenario: Scenario | None = None) -> None:
+        """Record which job (and scenario) the request concerned."""
+        if job is not None:
+            self.concern = Concern(str(job.id), job.scenario.name)
+        elif scenario is not None:
+            self.concern = Concern(None, scenario.name)
+
+
+Handler = Callable[[Call], Awaitable[web.StreamResponse]]
 Route = tuple[str, str, Handler]  # method, path, handler
 
 
@@ -38,37 +111,11 @@ class RouteGroup:
     routes: tuple[Route, ...] = ()
 
 
-class Concern(NamedTuple):
-    """The export job a request concerned and its scenario, for its journal entry and log line."""
-
-    job: str | None
-    scenario: str | None
-
-
-ROUTE_GROUP = web.RequestKey("route_group", RouteGroup)
-# What the emulator did that the client did not ask for, recorded with the request in the journal.
-JOURNAL_NOTE = web.RequestKey("journal_note", str)
-# Set by the handlers that know it (see `concern`); the journal records it with the request.
-CONCERN = web.RequestKey("journal_concern", Concern)
-
-
-def concern(request: web.Request, job: ExportJob | None, scenario: Scenario | None = None) -> None:
-    """Record which job (and scenario) the request concerned."""
-    if job is not None:
-        request[CONCERN] = Concern(str(job.id), job.scenario.name)
-    elif scenario is not None:
-        request[CONCERN] = Concern(None, scenario.name)
-
-
-def backend_of(request: web.Request) -> Backend:
-    return request.app[BACKEND]
-
-
 # Echoed in a response header and in bodies: visible ASCII only, and short.
 _SAFE_REQUEST_ID = re.compile(r"[!-~]{1,200}")
 
 
-def client_request_id(request: web.Request) -> str | None:
+def client_request_id(request: web.BaseRequest) -> str | None:
     """The client's `x-request-id` when it is safe to echo back; None otherwise (and when absent)."""
     value = request.headers.get("x-request-id")
     if value is not None and _SAFE_REQUEST_ID.fullmatch(value):
@@ -76,19 +123,31 @@ def client_request_id(request: web.Request) -> str | None:
     return None
 
 
-async def body_of(request: web.Request) -> bytes:
-    """The request body, decoded, within --max-body-bytes and --body-timeout (see emulator/api/bodies.py)."""
-    options = backend_of(request).options
-    return await read_body(request, options.max_body_bytes, options.body_timeout)
+async def body_of(call: Call) -> bytes:
+    """The request body, decoded, within --max-body-bytes and --body-timeout (see emulator/api/bodies.py);
+    read once, then the same bytes (or the same error) for every caller."""
+    done = call.body
+    if isinstance(done, bytes):
+        return done
+    if done is not None:
+        raise done
+    options = call.backend.options
+    try:
+        body = await read_body(call.request, options.max_body_bytes, options.body_timeout)
+    except ApiError as exc:
+        call.body = exc
+        raise
+    call.body = body
+    return body
 
 
-async def read_json(request: web.Request, schema: str | None = None) -> Any:
+async def read_json(call: Call, schema: str | None = None) -> Any:
     """The request body as JSON, validated against `schemas/<schema>.schema.json` when named.
 
     Strict RFC 8259 (orjson): UTF-8 only, no lone surrogates, no NaN or Infinity, no number that overflows
     to infinity; whatever is accepted can be written back as valid JSON.
     """
-    raw = await body_of(request)
+    raw = await body_of(call)
     if not raw:
         raise BadRequest("Request body is empty; a JSON document is required")
     try:
@@ -100,9 +159,9 @@ async def read_json(request: web.Request, schema: str | None = None) -> Any:
             f"Request body is not valid JSON: nested too deeply (at most {MAX_JSON_DEPTH} levels)"
         )
     if schema is not None:
-        backend = backend_of(request)
+        backend = call.backend
         # --validation lenient is for clients of the AEP surface; the control plane stays strict.
-        lenient = backend.options.validation == "lenient" and request[ROUTE_GROUP].aep
+        lenient = backend.options.validation == "lenient" and call.group.aep
         body = backend.schemas.check(schema, body, lenient=lenient)
     return body
 

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from emulator import __version__, har, journal, openapi
-from emulator.api.common import JSON, backend_of, body_of, json_response, read_json
+from emulator.api.common import JSON, Call, body_of, json_response, read_json
 from emulator.backend import Backend
 from emulator.errors import BadRequest, PayloadTooLarge
 from emulator.job_view import job_json
@@ -31,25 +31,25 @@ MAX_SCENARIO_BYTES = MAX_DOCUMENT_BYTES
 _PARSER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aep-emulator-scenario")
 
 
-async def health(request: web.Request) -> web.Response:
+async def health(call: Call) -> web.Response:
     return json_response({"status": "ok", "version": __version__})
 
 
-async def reset(request: web.Request) -> web.Response:
-    backend = backend_of(request)
-    tenant = _tenant(request.query, required=False)
+async def reset(call: Call) -> web.Response:
+    backend = call.backend
+    tenant = _tenant(call.query, required=False)
     backend.reset(tenant)
     scope: Any = "all" if tenant is None else {"org": tenant.org, "sandbox": tenant.sandbox}
     return json_response({"reset": scope})
 
 
-async def get_clock(request: web.Request) -> web.Response:
-    return json_response(_clock(backend_of(request)))
+async def get_clock(call: Call) -> web.Response:
+    return json_response(_clock(call.backend))
 
 
-async def advance_clock(request: web.Request) -> web.Response:
-    backend = backend_of(request)
-    body = await read_json(request, "control.clock-advance.request")
+async def advance_clock(call: Call) -> web.Response:
+    backend = call.backend
+    body = await read_json(call, "control.clock-advance.request")
     try:
         backend.clock.advance(body["seconds"])
     except ValueError as exc:  # NaN gets past JSON Schema's bounds
@@ -57,8 +57,8 @@ async def advance_clock(request: web.Request) -> web.Response:
     return json_response(_clock(backend))
 
 
-async def list_scenarios(request: web.Request) -> web.Response:
-    registry = backend_of(request).scenarios
+async def list_scenarios(call: Call) -> web.Response:
+    registry = call.backend.scenarios
     return json_response(
         {
             "default": registry.default,
@@ -69,15 +69,15 @@ async def list_scenarios(request: web.Request) -> web.Response:
     )
 
 
-async def add_scenario(request: web.Request) -> web.Response:
-    raw = await body_of(request)
+async def add_scenario(call: Call) -> web.Response:
+    raw = await body_of(call)
     if len(raw) > MAX_SCENARIO_BYTES:
         raise PayloadTooLarge(f"A scenario document may be at most {MAX_SCENARIO_BYTES} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("Scenario document is not valid UTF-8") from None
-    registry = backend_of(request).scenarios
+    registry = call.backend.scenarios
     generation = registry.generation
     try:
         scenario = await asyncio.get_running_loop().run_in_executor(
@@ -89,29 +89,29 @@ async def add_scenario(request: web.Request) -> web.Response:
     return json_response(scenario.summary(), status=201)
 
 
-async def set_default_scenario(request: web.Request) -> web.Response:
-    registry = backend_of(request).scenarios
-    body = await read_json(request, "control.scenario-default.request")
+async def set_default_scenario(call: Call) -> web.Response:
+    registry = call.backend.scenarios
+    body = await read_json(call, "control.scenario-default.request")
     registry.set_default(body["name"])
     kind = registry.get(body["name"]).kind
     return json_response({"default": registry.defaults[kind], "kind": kind})
 
 
-async def queue_next_scenario(request: web.Request) -> web.Response:
-    registry = backend_of(request).scenarios
-    body = await read_json(request, "control.scenario-next.request")
+async def queue_next_scenario(call: Call) -> web.Response:
+    registry = call.backend.scenarios
+    body = await read_json(call, "control.scenario-next.request")
     registry.queue_next(body["name"], body.get("count", 1))
     return json_response({"queued": registry.queued})
 
 
-async def list_jobs(request: web.Request) -> web.Response:
-    backend = backend_of(request)
-    flag = request.query.get("all", "false")
+async def list_jobs(call: Call) -> web.Response:
+    backend = call.backend
+    flag = call.query.get("all", "false")
     if flag not in ("true", "false"):
         raise BadRequest(f"Query parameter 'all' must be true or false, got '{flag}'")
     every = flag == "true"
     # Checked with all=true too: an empty `org` is a mistake to report, not a filter to ignore.
-    tenant = _tenant(request.query, required=not every)
+    tenant = _tenant(call.query, required=not every)
     if every:
         jobs = list(backend.jobs.all_jobs())
     else:
@@ -128,11 +128,11 @@ async def list_jobs(request: web.Request) -> web.Response:
     return json_response({"jobs": summaries})
 
 
-async def force_job(request: web.Request) -> web.Response:
+async def force_job(call: Call) -> web.Response:
     """Export jobs have numeric ids, segment jobs UUIDs: the id says which kind of job to force."""
-    backend = backend_of(request)
-    body = await read_json(request, "control.force-job.request")
-    job_id = request.match_info["job_id"]
+    backend = call.backend
+    body = await read_json(call, "control.force-job.request")
+    job_id = call.params["job_id"]
     errors = tuple(JobError(e["code"], e["msg"], e.get("callStack", "")) for e in body.get("errors", []))
     segment_job = None if job_id.isdigit() else backend.segment_jobs.find(job_id)
     if segment_job is not None:
@@ -147,24 +147,24 @@ async def force_job(request: web.Request) -> web.Response:
     return json_response(_job_summary(backend, job))
 
 
-async def list_segments(request: web.Request) -> web.Response:
+async def list_segments(call: Call) -> web.Response:
     """Every segment definition (of one tenant, or all=true) and how its members are decided: `pql` (its
     expression is evaluated) or `hash` (outside the evaluated subset; `reason` says why)."""
-    backend = backend_of(request)
-    flag = request.query.get("all", "false")
+    backend = call.backend
+    flag = call.query.get("all", "false")
     if flag not in ("true", "false"):
         raise BadRequest(f"Query parameter 'all' must be true or false, got '{flag}'")
-    tenant = _tenant(request.query, required=flag != "true")
+    tenant = _tenant(call.query, required=flag != "true")
     definitions = backend.definitions.all() if tenant is None else backend.definitions.of_tenant(tenant)
     return json_response({"definitions": [membership_json(d) for d in definitions]})
 
 
-async def list_requests(request: web.Request) -> web.Response:
+async def list_requests(call: Call) -> web.Response:
     """One page of the journal, filtered (see `journal.Journal.entries`): `start` (0) and `limit`
     (journal.PAGE_DEFAULT, at most PAGE_MAX)."""
-    start, limit = _journal_query(request.query)
+    start, limit = _journal_query(call.query)
     try:
-        encoded, page = backend_of(request).journal.encoded_page(request.query, start, limit)
+        encoded, page = call.backend.journal.encoded_page(call.query, start, limit)
     except journal.FilterError as exc:
         raise BadRequest(str(exc)) from None
     about = {
@@ -178,17 +178,17 @@ async def list_requests(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type=JSON)
 
 
-async def requests_har(request: web.Request) -> web.Response:
+async def requests_har(call: Call) -> web.Response:
     """The same page of the journal as HAR 1.2 (see emulator/har.py); `limit` defaults to PAGE_MAX."""
-    start, limit = _journal_query(request.query, default_limit=journal.PAGE_MAX)
+    start, limit = _journal_query(call.query, default_limit=journal.PAGE_MAX)
     try:
-        page = backend_of(request).journal.page(request.query, start, limit)
+        page = call.backend.journal.page(call.query, start, limit)
     except journal.FilterError as exc:
         raise BadRequest(str(exc)) from None
     comment = f"journal entries {start} to {start + len(page.entries)} of {page.matching} matching" + (
         f"; the next page starts at start={page.next}" if page.next is not None else ""
     )
-    document = har.document(page.entries, f"{request.scheme}://{request.host}", comment)
+    document = har.document(page.entries, f"{call.request.scheme}://{call.request.host}", comment)
     return web.Response(body=dumps(document), content_type=JSON)
 
 
@@ -213,17 +213,14 @@ def _journal_query(query: Any, default_limit: int = journal.PAGE_DEFAULT) -> tup
     return start, limit
 
 
-async def clear_requests(request: web.Request) -> web.Response:
-    backend_of(request).journal.clear()
+async def clear_requests(call: Call) -> web.Response:
+    call.backend.journal.clear()
     return json_response({"cleared": True})
 
 
-async def openapi_document(request: web.Request) -> web.Response:
+async def openapi_document(call: Call) -> web.Response:
     """Built from the app's own route table, so it documents exactly what this app serves."""
-    routes = tuple(
-        (route.method, route.resource.canonical) for route in request.app.router.routes() if route.resource
-    )
-    return web.Response(body=openapi.document_bytes(routes), content_type=JSON)
+    return web.Response(body=openapi.document_bytes(call.routes), content_type=JSON)
 
 
 def _clock(backend: Backend) -> dict[str, Any]:

@@ -5,17 +5,8 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from emulator.api.common import (
-    JOURNAL_NOTE,
-    JSON,
-    backend_of,
-    client_request_id,
-    concern,
-    json_response,
-    read_json,
-)
+from emulator.api.common import JSON, Call, client_request_id, json_response, read_json
 from emulator.backend import Backend
-from emulator.gateway import CLIENT_ID, tenant_of
 from emulator.job_listing import next_link, parse_list_query
 from emulator.job_view import job_json
 from emulator.jsonio import dumps
@@ -28,20 +19,20 @@ SCENARIO_HEADER = "x-emulator-scenario"
 SCENARIO_APPLIED_HEADER = "x-emulator-scenario-applied"
 
 
-async def create_job(request: web.Request) -> web.Response:
-    backend = backend_of(request)
-    body = await read_json(request, "export-job.create.request")
-    requested = request.headers.get(SCENARIO_HEADER)
+async def create_job(call: Call) -> web.Response:
+    backend = call.backend
+    body = await read_json(call, "export-job.create.request")
+    requested = call.headers.get(SCENARIO_HEADER)
     created = backend.jobs.create(
-        tenant_of(request),
+        call.own_tenant,
         body,
         requested_scenario=requested,
-        request_id=client_request_id(request),
-        profile_instance_id=request.headers.get("x-profile-instance-id"),
-        client_id=request[CLIENT_ID],
+        request_id=client_request_id(call.request),
+        profile_instance_id=call.headers.get("x-profile-instance-id"),
+        client_id=call.client_id,
     )
-    concern(request, created.job, created.choice.scenario)
-    applied = scenario_choice_headers(request, created.choice, requested)
+    call.concerns(created.job, created.choice.scenario)
+    applied = scenario_choice_headers(call, created.choice, requested)
     await backend.faults.apply(created.fault)  # a fault that refuses the request raises here
     job = created.job
     assert job is not None, "only a refusing fault leaves no job, and it has raised"
@@ -53,21 +44,21 @@ async def create_job(request: web.Request) -> web.Response:
     return web.Response(body=body, headers=headers, content_type=JSON)
 
 
-def scenario_choice_headers(request: web.Request, choice: Choice, requested: str | None) -> dict[str, str]:
+def scenario_choice_headers(call: Call, choice: Choice, requested: str | None) -> dict[str, str]:
     """A created job's scenario, as the client sees it: the applied one when it asked for one by name, and a
     journal note when the queue overrode that request."""
     if choice.overrode is not None:
-        request[JOURNAL_NOTE] = (
+        call.note = (
             f"the queued scenario '{choice.scenario.name}' applied instead of the requested "
             f"'{choice.overrode}' ({SCENARIO_HEADER})"
         )
     return {} if requested is None else {SCENARIO_APPLIED_HEADER: choice.scenario.name}
 
 
-async def list_jobs(request: web.Request) -> web.Response:
-    backend = backend_of(request)
-    tenant = tenant_of(request)
-    query = parse_list_query(request.query)
+async def list_jobs(call: Call) -> web.Response:
+    backend = call.backend
+    tenant = call.own_tenant
+    query = parse_list_query(call.query)
     await backend.faults.apply(backend.jobs.list_fault(tenant))
     page = backend.jobs.list(tenant, query)
     await backend.prepare_counters(page.records)  # counted off the event loop
@@ -86,12 +77,12 @@ async def list_jobs(request: web.Request) -> web.Response:
     )
 
 
-async def get_job(request: web.Request) -> web.Response:
-    backend = backend_of(request)
-    tenant = tenant_of(request)
-    job_id = request.match_info["job_id"]
+async def get_job(call: Call) -> web.Response:
+    backend = call.backend
+    tenant = call.own_tenant
+    job_id = call.params["job_id"]
     job = backend.jobs.get(tenant, job_id)
-    concern(request, job)
+    call.concerns(job)
     # A delay lets other requests run: a DELETE or a reset meanwhile makes the poll a 404 (see poll).
     await backend.faults.apply(backend.jobs.job_fault(job, "get_job"))
     backend.jobs.poll(job)
@@ -99,10 +90,10 @@ async def get_job(request: web.Request) -> web.Response:
     return web.Response(body=_job_bytes(backend, job), content_type=JSON)
 
 
-async def delete_job(request: web.Request) -> web.Response:
-    backend = backend_of(request)
-    job = backend.jobs.get(tenant_of(request), request.match_info["job_id"])
-    concern(request, job)
+async def delete_job(call: Call) -> web.Response:
+    backend = call.backend
+    job = backend.jobs.get(call.own_tenant, call.params["job_id"])
+    call.concerns(job)
     await backend.faults.apply(backend.jobs.job_fault(job, "cancel_job"))
     message = backend.jobs.cancel(job)  # a 404 when a DELETE or a reset came first (see cancel)
     return json_response({"status": True, "message": message})

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from emulator.api.common import backend_of, body_of, json_response
+from emulator.api.common import Call, body_of, json_response
 from emulator.errors import OAuthError
 from emulator.options import TOKEN_LIFETIME_SECONDS
 from emulator.validation import describe
@@ -22,15 +22,16 @@ REQUEST_SCHEMA = "ims.token.request"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-async def token(request: web.Request) -> web.Response:
-    fields = await _parameters(request)
+async def token(call: Call) -> web.Response:
+    fields = await _parameters(call)
     grant_type = fields.get("grant_type")
     if grant_type is None:
+        request = call.request
         hint = "" if request.content_type == FORM or not request.body_exists else f"; send the form as {FORM}"
         raise OAuthError(400, "invalid_request", f"Missing required parameter: grant_type{hint}")
     if grant_type != GRANT_TYPE:
         raise OAuthError(400, "unsupported_grant_type", f"Grant type '{grant_type}' is not supported")
-    backend = backend_of(request)
+    backend = call.backend
     error = backend.schemas.first_error(REQUEST_SCHEMA, fields)
     if error is not None:
         if error.validator == "required":
@@ -45,18 +46,19 @@ async def token(request: web.Request) -> web.Response:
     )
 
 
-async def _parameters(request: web.Request) -> dict[str, str]:
+async def _parameters(call: Call) -> dict[str, str]:
     """Query-string parameters, overridden by the form body (which IMS recommends); files are ignored.
     The body is read like every other (emulator/api/bodies.py) and parsed here, so that a charset or a
     form that does not decode is IMS's 400, not an error of the form parser."""
-    fields = dict(request.query)
+    request = call.request
+    fields = dict(call.query)
     if request.body_exists and request.content_type in (FORM, MULTIPART):
-        body = await body_of(request)
+        body = await body_of(call)
         try:
             if request.content_type == FORM:
                 form = _urlencoded(body, request.charset)
             else:
-                form = _multipart(request, body)
+                form = _multipart(call, body)
         except (LookupError, UnicodeError, ValueError):
             raise OAuthError(400, "invalid_request", "The form body could not be parsed") from None
         fields.update(form)
@@ -68,8 +70,8 @@ def _urlencoded(body: bytes, charset: str | None) -> list[tuple[str, str]]:
     return parse_qsl(body.decode(encoding).rstrip(), keep_blank_values=True, encoding=encoding)
 
 
-def _multipart(request: web.Request, body: bytes) -> list[tuple[str, str]]:
-    head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode("latin-1")
+def _multipart(call: Call, body: bytes) -> list[tuple[str, str]]:
+    head = f"Content-Type: {call.headers.get('Content-Type', '')}\r\n\r\n".encode("latin-1")
     message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
     if not message.is_multipart():
         raise ValueError("not a multipart body")

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from emulator.api.common import backend_of, json_response, read_json
-from emulator.gateway import tenant_of
+from emulator.api.common import Call, json_response, read_json
 from emulator.merge_policies import next_href, policy_json
 
 PREFIX = "/data/core/ups/config/mergePolicies"
 MULTI_STATUS = 207
 
 
-async def list_policies(request: web.Request) -> web.Response:
-    page = backend_of(request).merge_policies.list(tenant_of(request), request.query)
+async def list_policies(call: Call) -> web.Response:
+    page = call.backend.merge_policies.list(call.own_tenant, call.query)
     return json_response(
         {
             "_page": {"totalCount": page.total, "pageSize": len(page.policies)},
@@ -23,30 +22,30 @@ async def list_policies(request: web.Request) -> web.Response:
     )
 
 
-async def create_policy(request: web.Request) -> web.Response:
-    body = await read_json(request, "merge-policy.create.request")
-    policy = backend_of(request).merge_policies.create(tenant_of(request), body)
+async def create_policy(call: Call) -> web.Response:
+    body = await read_json(call, "merge-policy.create.request")
+    policy = call.backend.merge_policies.create(call.own_tenant, body)
     return json_response(policy_json(policy))
 
 
-async def get_policy(request: web.Request) -> web.Response:
-    policy = backend_of(request).merge_policies.get(tenant_of(request), request.match_info["policy_id"])
+async def get_policy(call: Call) -> web.Response:
+    policy = call.backend.merge_policies.get(call.own_tenant, call.params["policy_id"])
     return json_response(policy_json(policy))
 
 
-async def patch_policy(request: web.Request) -> web.Response:
-    body = await read_json(request, "merge-policy.patch.request")
-    policy_id = request.match_info["policy_id"]
-    policy = backend_of(request).merge_policies.patch(tenant_of(request), policy_id, body)
+async def patch_policy(call: Call) -> web.Response:
+    body = await read_json(call, "merge-policy.patch.request")
+    policy_id = call.params["policy_id"]
+    policy = call.backend.merge_policies.patch(call.own_tenant, policy_id, body)
     return json_response(policy_json(policy))
 
 
-async def delete_policy(request: web.Request) -> web.Response:
-    backend_of(request).merge_policies.delete(tenant_of(request), request.match_info["policy_id"])
+async def delete_policy(call: Call) -> web.Response:
+    call.backend.merge_policies.delete(call.own_tenant, call.params["policy_id"])
     return web.Response(status=200)  # the Profile API answers an empty body
 
 
-async def bulk_get_policies(request: web.Request) -> web.Response:
-    body = await read_json(request, "bulk-get.request")
-    found = backend_of(request).merge_policies.bulk_get(tenant_of(request), body)
+async def bulk_get_policies(call: Call) -> web.Response:
+    body = await read_json(call, "bulk-get.request")
+    found = call.backend.merge_policies.bulk_get(call.own_tenant, body)
     return json_response({"results": {p.id: policy_json(p) for p in found}}, status=MULTI_STATUS)

@@ -1,21 +1,27 @@
-"""From an aiohttp request that went wrong (or was served with something ignored) to its near-miss report
-(emulator/hints.py). Called by the app's middleware only on those requests: never on the happy path."""
+"""From a request that went wrong (or was served with something ignored) to its near-miss report
+(emulator/hints.py). Called by the dispatcher only on those requests: never on the happy path."""
 
 from __future__ import annotations
 
-from aiohttp import web
-
 from emulator import hints
-from emulator.backend import Backend
-from emulator.errors import BadRequest, GatewayError, InjectedFault, InvalidContentType, SchemaViolation
-from emulator.hints import NearMiss, Route
+from emulator.api.common import Call
+from emulator.errors import (
+    BadRequest,
+    GatewayError,
+    InjectedFault,
+    InvalidContentType,
+    MethodNotAllowed,
+    NotFound,
+    SchemaViolation,
+)
+from emulator.hints import NearMiss
 
 HINT_HEADER = "x-emulator-hint"
 
 
-def _seen(request: web.Request) -> hints.Request:
-    resource = request.match_info.route.resource
-    route = f"{request.method} {resource.canonical}" if resource is not None else None
+def _seen(call: Call, template: str | None) -> hints.Request:
+    request = call.request
+    route = f"{request.method} {template}" if template is not None else None
     return hints.Request(
         method=request.method,
         path=request.path,
@@ -26,27 +32,27 @@ def _seen(request: web.Request) -> hints.Request:
     )
 
 
-def refused(
-    request: web.Request, exc: Exception, backend: Backend, routes: tuple[Route, ...]
-) -> NearMiss | None:
-    """The report for a request answered with an error: no route, not this method, refused by the gateway,
-    or invalid; None for any other error (an unknown id, a scenario's fault, a limit)."""
+def refused(call: Call, exc: Exception, template: str | None) -> NearMiss | None:
+    """The report for a request answered with an error: no route (`template` None), not this method,
+    refused by the gateway, or invalid; None for any other error (an unknown id, a scenario's fault, a
+    limit)."""
     if isinstance(exc, InjectedFault):
         return None
-    seen = _seen(request)
+    request, backend, routes = call.request, call.backend, call.routes
+    seen = _seen(call, template)
     report: NearMiss | None = None
     if isinstance(exc, GatewayError):
         report = hints.gateway_miss(
             seen,
             exc.rule,
             strict=backend.options.auth == "strict",
-            minted_client=_minted_client(request, backend),
+            minted_client=_minted_client(call),
         )
     elif isinstance(exc, InvalidContentType):
         report = hints.gateway_miss(seen, None, strict=backend.options.auth == "strict")
-    elif isinstance(exc, web.HTTPMethodNotAllowed):
-        return hints.route_miss(request.method, request.path, routes, sorted(exc.allowed_methods))
-    elif isinstance(exc, web.HTTPNotFound) and seen.route is None:
+    elif isinstance(exc, MethodNotAllowed):
+        return hints.route_miss(request.method, request.path, routes, exc.allowed)
+    elif isinstance(exc, NotFound) and seen.route is None:
         return hints.route_miss(request.method, request.path, routes)
     elif isinstance(exc, BadRequest):
         return hints.validation_miss(seen, exc.detail, exc if isinstance(exc, SchemaViolation) else None)
@@ -60,12 +66,13 @@ def refused(
     return report
 
 
-def served(request: web.Request) -> NearMiss | None:
+def served(call: Call, template: str | None) -> NearMiss | None:
     """The report for a request that was served, but with a query parameter or header that was ignored."""
-    return hints.served_miss(_seen(request))
+    return hints.served_miss(_seen(call, template))
 
 
-def _minted_client(request: web.Request, backend: Backend) -> str | None:
-    token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+def _minted_client(call: Call) -> str | None:
+    backend = call.backend
+    token = call.headers.get("Authorization", "").partition(" ")[2].strip()
     minted = backend.tokens.valid(token, backend.clock.now_ms()) if token else None
     return minted.client_id if minted is not None else None

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from emulator.api.common import backend_of, client_request_id, json_response, read_json
+from emulator.api.common import Call, client_request_id, json_response, read_json
 from emulator.api.export_jobs import SCENARIO_HEADER, scenario_choice_headers
 from emulator.backend import Backend
-from emulator.gateway import tenant_of
 from emulator.segment_job_view import segment_job_json
 from emulator.segment_jobs import SegmentJob
 from emulator.segments import definition_json, next_link
@@ -21,16 +20,16 @@ MULTI_STATUS = 207
 # -- segment definitions ---------------------------------------------------------------------------
 
 
-async def create_definition(request: web.Request) -> web.Response:
-    body = await read_json(request, "segment-definition.create.request")
-    definition = backend_of(request).definitions.create(tenant_of(request), body)
+async def create_definition(call: Call) -> web.Response:
+    body = await read_json(call, "segment-definition.create.request")
+    definition = call.backend.definitions.create(call.own_tenant, body)
     return json_response(
         definition_json(definition), headers={"X-Location": f"{DEFINITIONS}/{definition.id}"}
     )
 
 
-async def list_definitions(request: web.Request) -> web.Response:
-    page = backend_of(request).definitions.list(tenant_of(request), request.query)
+async def list_definitions(call: Call) -> web.Response:
+    page = call.backend.definitions.list(call.own_tenant, call.query)
     field, descending = page.sort[0]
     link = next_link(page)
     return json_response(
@@ -49,47 +48,47 @@ async def list_definitions(request: web.Request) -> web.Response:
     )
 
 
-async def get_definition(request: web.Request) -> web.Response:
-    definition = backend_of(request).definitions.get(tenant_of(request), request.match_info["segment_id"])
+async def get_definition(call: Call) -> web.Response:
+    definition = call.backend.definitions.get(call.own_tenant, call.params["segment_id"])
     return json_response(definition_json(definition))
 
 
-async def patch_definition(request: web.Request) -> web.Response:
-    body = await read_json(request, "segment-definition.patch.request")
-    segment_id = request.match_info["segment_id"]
-    definition = backend_of(request).definitions.patch(tenant_of(request), segment_id, body)
+async def patch_definition(call: Call) -> web.Response:
+    body = await read_json(call, "segment-definition.patch.request")
+    segment_id = call.params["segment_id"]
+    definition = call.backend.definitions.patch(call.own_tenant, segment_id, body)
     return json_response(
         definition_json(definition), headers={"X-Location": f"{DEFINITIONS}/{definition.id}"}
     )
 
 
-async def delete_definition(request: web.Request) -> web.Response:
-    segment_id = request.match_info["segment_id"]
-    backend_of(request).definitions.delete(tenant_of(request), segment_id)
+async def delete_definition(call: Call) -> web.Response:
+    segment_id = call.params["segment_id"]
+    call.backend.definitions.delete(call.own_tenant, segment_id)
     return json_response({"status": True, "message": f"Segment definition '{segment_id}' has been deleted"})
 
 
-async def bulk_get_definitions(request: web.Request) -> web.Response:
-    body = await read_json(request, "bulk-get.request")
-    found = backend_of(request).definitions.bulk_get(tenant_of(request), body)
+async def bulk_get_definitions(call: Call) -> web.Response:
+    body = await read_json(call, "bulk-get.request")
+    found = call.backend.definitions.bulk_get(call.own_tenant, body)
     return json_response({"results": {d.id: definition_json(d) for d in found}}, status=MULTI_STATUS)
 
 
 # -- segment jobs ------------------------------------------------------------------------------------
 
 
-async def create_segment_job(request: web.Request) -> web.Response:
-    backend = backend_of(request)
-    body = await read_json(request, "segment-job.create.request")
-    requested = request.headers.get(SCENARIO_HEADER)
+async def create_segment_job(call: Call) -> web.Response:
+    backend = call.backend
+    body = await read_json(call, "segment-job.create.request")
+    requested = call.headers.get(SCENARIO_HEADER)
     created = backend.segment_jobs.create(
-        tenant_of(request),
+        call.own_tenant,
         body,
         requested_scenario=requested,
-        request_id=client_request_id(request),
-        profile_instance_id=request.headers.get("x-profile-instance-id"),
+        request_id=client_request_id(call.request),
+        profile_instance_id=call.headers.get("x-profile-instance-id"),
     )
-    applied = scenario_choice_headers(request, created.choice, requested)
+    applied = scenario_choice_headers(call, created.choice, requested)
     await backend.faults.apply(created.fault)  # a fault that refuses the request raises here
     job = created.job
     assert job is not None, "only a refusing fault leaves no job, and it has raised"
@@ -97,13 +96,13 @@ async def create_segment_job(request: web.Request) -> web.Response:
     return json_response(_job(backend, job), headers=headers)
 
 
-async def list_segment_jobs(request: web.Request) -> web.Response:
-    backend = backend_of(request)
-    tenant = tenant_of(request)
+async def list_segment_jobs(call: Call) -> web.Response:
+    backend = call.backend
+    tenant = call.own_tenant
     await backend.faults.apply(backend.segment_jobs.list_fault(tenant))
-    if "property" in request.query:  # the filter reads each job's wire form, counts included
+    if "property" in call.query:  # the filter reads each job's wire form, counts included
         await backend.prepare_segment_counts(backend.segment_jobs.all_jobs(tenant))
-    page = backend.segment_jobs.list(tenant, request.query, lambda job: _job(backend, job))
+    page = backend.segment_jobs.list(tenant, call.query, lambda job: _job(backend, job))
     await backend.prepare_segment_counts(page.jobs)
     following = page.skip + page.limit
     link = {}
@@ -118,10 +117,10 @@ async def list_segment_jobs(request: web.Request) -> web.Response:
     )
 
 
-async def get_segment_job(request: web.Request) -> web.Response:
-    backend = backend_of(request)
-    tenant = tenant_of(request)
-    job_id = request.match_info["job_id"]
+async def get_segment_job(call: Call) -> web.Response:
+    backend = call.backend
+    tenant = call.own_tenant
+    job_id = call.params["job_id"]
     job = backend.segment_jobs.get(tenant, job_id)
     fault = backend.segment_jobs.job_fault(job, "get_job")
     if fault is not None:
@@ -132,10 +131,10 @@ async def get_segment_job(request: web.Request) -> web.Response:
     return json_response(_job(backend, job))
 
 
-async def delete_segment_job(request: web.Request) -> web.Response:
-    backend = backend_of(request)
-    tenant = tenant_of(request)
-    job_id = request.match_info["job_id"]
+async def delete_segment_job(call: Call) -> web.Response:
+    backend = call.backend
+    tenant = call.own_tenant
+    job_id = call.params["job_id"]
     job = backend.segment_jobs.get(tenant, job_id)
     await backend.faults.apply(backend.segment_jobs.job_fault(job, "cancel_job"))
     cancelling = backend.segment_jobs.cancel(tenant, job_id)
@@ -143,10 +142,10 @@ async def delete_segment_job(request: web.Request) -> web.Response:
     return json_response({"status": True, "message": f"Segment job with id '{job_id}' has been {what}"})
 
 
-async def bulk_get_segment_jobs(request: web.Request) -> web.Response:
-    backend = backend_of(request)
-    body = await read_json(request, "bulk-get.request")
-    found = backend.segment_jobs.bulk_get(tenant_of(request), body)
+async def bulk_get_segment_jobs(call: Call) -> web.Response:
+    backend = call.backend
+    body = await read_json(call, "bulk-get.request")
+    found = backend.segment_jobs.bulk_get(call.own_tenant, body)
     await backend.prepare_segment_counts(found)
     return json_response({"results": {job.id: _job(backend, job) for job in found}}, status=MULTI_STATUS)
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from emulator.api.common import backend_of, body_of, client_request_id, json_response
+from emulator.api.common import Call, body_of, client_request_id, json_response
 from emulator.errors import BadRequest, Forbidden, NotFound, TooManyRequests
 from emulator.events import CLOCK, TooManyListeners
 from emulator.jsonio import dumps
@@ -60,63 +60,57 @@ MAX_FORM_BYTES = 4096
 # -- pages ----------------------------------------------------------------------------------------------
 
 
-async def tenants(request: web.Request) -> web.Response:
-    return _page(request, "tenants.html", "tenants", rows=views.tenants(backend_of(request)))
+async def tenants(call: Call) -> web.Response:
+    return _page(call, "tenants.html", "tenants", rows=views.tenants(call.backend))
 
 
-async def tenant_jobs(request: web.Request) -> web.Response:
-    tenant = views.tenant_of(request.query.get("org"), request.query.get("sandbox"))
+async def tenant_jobs(call: Call) -> web.Response:
+    tenant = views.tenant_of(call.query.get("org"), call.query.get("sandbox"))
     if tenant is None:
         raise BadRequest("Query parameter 'org' is required (with optional 'sandbox')")
-    return _page(request, "jobs.html", "jobs", view_data=views.tenant_jobs(backend_of(request), tenant))
+    return _page(call, "jobs.html", "jobs", view_data=views.tenant_jobs(call.backend, tenant))
 
 
-async def job(request: web.Request) -> web.Response:
+async def job(call: Call) -> web.Response:
     try:
-        shown = await views.job_page(backend_of(request), request.match_info["job_id"])
+        shown = await views.job_page(call.backend, call.params["job_id"])
     except NotFound as exc:
-        return _not_found(request, exc)
-    return _page(request, "job.html", "job", **shown)
+        return _not_found(call, exc)
+    return _page(call, "job.html", "job", **shown)
 
 
-async def file_preview(request: web.Request) -> web.Response:
+async def file_preview(call: Call) -> web.Response:
     try:
-        shown = await views.file_page(
-            backend_of(request), _tenant(request), request.match_info["file_id"], request.query
-        )
+        shown = await views.file_page(call.backend, _tenant(call), call.params["file_id"], call.query)
     except NotFound as exc:
-        return _not_found(request, exc)
-    return _page(request, "file.html", "file", **shown)
+        return _not_found(call, exc)
+    return _page(call, "file.html", "file", **shown)
 
 
-async def file_download(request: web.Request) -> web.Response:
-    name, content_type, data = await views.file_bytes(
-        backend_of(request), _tenant(request), request.match_info["file_id"]
-    )
+async def file_download(call: Call) -> web.Response:
+    name, content_type, data = await views.file_bytes(call.backend, _tenant(call), call.params["file_id"])
     headers = {"Content-Disposition": f'attachment; filename="{name}"', "X-Content-Type-Options": "nosniff"}
     return web.Response(body=data, content_type=content_type, headers=headers)
 
 
-async def requests(request: web.Request) -> web.Response:
-    return _page(
-        request, "requests.html", "requests", view_data=views.journal(backend_of(request), request.query)
-    )
+async def requests(call: Call) -> web.Response:
+    return _page(call, "requests.html", "requests", view_data=views.journal(call.backend, call.query))
 
 
-async def requests_har(request: web.Request) -> web.Response:
-    document = har.document(views.journal(backend_of(request), request.query).rows)
+async def requests_har(call: Call) -> web.Response:
+    document = har.document(views.journal(call.backend, call.query).rows)
     headers = {"Content-Disposition": 'attachment; filename="aep-emulator-requests.har"'}
     return web.Response(body=dumps(document), content_type="application/json", headers=headers)
 
 
-async def scenarios(request: web.Request) -> web.Response:
-    return _page(request, "scenarios.html", "scenarios", view_data=views.scenarios(backend_of(request)))
+async def scenarios(call: Call) -> web.Response:
+    return _page(call, "scenarios.html", "scenarios", view_data=views.scenarios(call.backend))
 
 
-async def static(request: web.Request) -> web.Response:
-    found = static_asset(request.match_info["name"])
+async def static(call: Call) -> web.Response:
+    found = static_asset(call.params["name"])
     if found is None:
-        raise NotFound(f"No resource at {request.path}")
+        raise NotFound(f"No resource at {call.request.path}")
     data, content_type = found
     headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
     return web.Response(body=data, content_type=content_type, headers=headers)
@@ -125,51 +119,51 @@ async def static(request: web.Request) -> web.Response:
 # -- actions: forms that work without script (303 back to the page) and with it (JSON) -----------------
 
 
-async def advance_clock(request: web.Request) -> web.Response:
-    form = await _form(request)
+async def advance_clock(call: Call) -> web.Response:
+    form = await _form(call)
     amount, unit = _number(form, "amount"), _number(form, "unit", default=1.0)
     seconds = amount * unit
-    backend = backend_of(request)
+    backend = call.backend
     try:
         now_ms = backend.clock.advance(seconds)
     except ValueError as exc:
         raise BadRequest(f"Cannot advance the clock: {exc}") from None
     return _done(
-        request,
+        call,
         form,
         f"Advanced the clock by {views.span(round(seconds * 1000))} to {views.instant(now_ms)}.",
     )
 
 
-async def reset(request: web.Request) -> web.Response:
-    form = await _form(request)
-    backend_of(request).reset()
-    return _done(request, form, "Reset: the emulator is back to its startup state.")
+async def reset(call: Call) -> web.Response:
+    form = await _form(call)
+    call.backend.reset()
+    return _done(call, form, "Reset: the emulator is back to its startup state.")
 
 
-async def set_default_scenario(request: web.Request) -> web.Response:
-    form = await _form(request)
+async def set_default_scenario(call: Call) -> web.Response:
+    form = await _form(call)
     name = _text(form, "name")
-    backend_of(request).scenarios.set_default(name)
-    return _done(request, form, f"New jobs now follow '{name}' by default.")
+    call.backend.scenarios.set_default(name)
+    return _done(call, form, f"New jobs now follow '{name}' by default.")
 
 
-async def queue_next_scenario(request: web.Request) -> web.Response:
-    form = await _form(request)
+async def queue_next_scenario(call: Call) -> web.Response:
+    form = await _form(call)
     name, count = _text(form, "name"), _number(form, "count", default=1.0)
     if not (count.is_integer() and 1 <= count <= 10_000):
         raise BadRequest("count must be a whole number from 1 to 10000")
-    backend_of(request).scenarios.queue_next(name, int(count))
-    return _done(request, form, f"Queued '{name}' for the next {int(count)} job{'s' if count != 1 else ''}.")
+    call.backend.scenarios.queue_next(name, int(count))
+    return _done(call, form, f"Queued '{name}' for the next {int(count)} job{'s' if count != 1 else ''}.")
 
 
 # -- the live feed ----------------------------------------------------------------------------------------
 
 
-async def events(request: web.Request) -> web.StreamResponse:
+async def events(call: Call) -> web.StreamResponse:
     """Server-Sent Events: `change` events whose data is {"topics": [...], "now": epoch ms}, at most one per
     MIN_NOTICE_INTERVAL_S; nothing is queued for a slow reader (see emulator/events.py)."""
-    backend = backend_of(request)
+    backend = call.backend
     hub = backend.events
     wake = asyncio.Event()
     try:
@@ -180,7 +174,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     response.content_type = "text/event-stream"
     clock = backend.clock
     try:
-        await response.prepare(request)
+        await response.prepare(call.request)
         await response.write(b"retry: 2000\n\n" + _notice(["hello"], clock.now_ms()))
         while not listener.closed:
             ticking = clock.mode == "real"
@@ -214,13 +208,13 @@ def _notice(topics: list[str], now_ms: int) -> bytes:
 # -- helpers --------------------------------------------------------------------------------------------
 
 
-def _page(request: web.Request, template: str, view: str, status: int = 200, **context: Any) -> web.Response:
+def _page(call: Call, template: str, view: str, status: int = 200, **context: Any) -> web.Response:
     html = page(
         template,
         view=view,
         topics=TOPICS[view],
-        here=request.path_qs,
-        clock=views.clock(backend_of(request)),
+        here=call.request.path_qs,
+        clock=views.clock(call.backend),
         hint_of=views.hint_of,
         query_string=views.query_string,
         **context,
@@ -228,28 +222,29 @@ def _page(request: web.Request, template: str, view: str, status: int = 200, **c
     return web.Response(text=html, status=status, content_type=HTML, headers=PAGE_HEADERS)
 
 
-def _not_found(request: web.Request, exc: NotFound) -> web.Response:
-    response = _page(request, "notfound.html", "notfound", status=404, message=exc.detail)
-    response.headers["x-request-id"] = client_request_id(request) or str(uuid.uuid4())  # as every error
+def _not_found(call: Call, exc: NotFound) -> web.Response:
+    response = _page(call, "notfound.html", "notfound", status=404, message=exc.detail)
+    response.headers["x-request-id"] = client_request_id(call.request) or str(uuid.uuid4())  # as every error
     return response
 
 
-def _tenant(request: web.Request) -> views.Tenant:
-    tenant = views.tenant_of(request.query.get("org"), request.query.get("sandbox"))
+def _tenant(call: Call) -> views.Tenant:
+    tenant = views.tenant_of(call.query.get("org"), call.query.get("sandbox"))
     if tenant is None:
         raise BadRequest("Query parameter 'org' is required (with optional 'sandbox')")
     return tenant
 
 
-async def _form(request: web.Request) -> dict[str, str]:
+async def _form(call: Call) -> dict[str, str]:
     """A form post from the dashboard's own pages: a cross-site one (another page the browser has open) is
     refused, since the control plane has no credentials to protect it."""
-    origin = request.headers.get("Origin")
+    origin = call.headers.get("Origin")
+    request = call.request
     if origin is not None and origin != f"{request.scheme}://{request.host}":
         raise Forbidden(f"Dashboard actions come from the dashboard's own pages, not from {origin[:100]}")
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+    if call.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
         raise Forbidden("Dashboard actions come from the dashboard's own pages")
-    raw = await body_of(request)
+    raw = await body_of(call)
     if len(raw) > MAX_FORM_BYTES:
         raise BadRequest(f"A dashboard form is at most {MAX_FORM_BYTES} bytes")
     try:
@@ -279,8 +274,8 @@ def _number(form: dict[str, str], name: str, default: float | None = None) -> fl
     return value
 
 
-def _done(request: web.Request, form: dict[str, str], message: str) -> web.Response:
-    if "application/json" in request.headers.get("Accept", ""):
+def _done(call: Call, form: dict[str, str], message: str) -> web.Response:
+    if "application/json" in call.headers.get("Accept", ""):
         return json_response({"message": message})
     target = form.get("next", "")
     if not target.startswith(UI) or "\\" in target or "\r" in target or "\n" in target:

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from hypothesis.internal.conjecture.utils import many
 from hypothesis_jsonschema import from_schema
 
-from emulator.app import MAX_HEADER_BYTES, MAX_HEADERS_BYTES, MAX_URL_BYTES, PARSER_LIMIT_BYTES, ROUTES
+from emulator.api.dispatch import MAX_HEADER_BYTES, MAX_HEADERS_BYTES, MAX_URL_BYTES, PARSER_LIMIT_BYTES
+from emulator.app import ROUTES
 from emulator.validation import bundled_schemas
 from tests.conftest import DEFAULT_MERGE_POLICY, Aep, assert_matches
 from tests.reliability.conftest import (
