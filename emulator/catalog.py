@@ -82,9 +82,10 @@ class Catalog:
     # -- datasets -------------------------------------------------------------------------------
 
     def create_dataset(self, tenant: Tenant, body: dict[str, Any], client_id: str) -> Dataset:
+        state = self.store.tenants.get(tenant)
+        size = self.budget.size(tenant, state.held_bytes if state else 0, body)
         dataset = Dataset(self.new_id(), tenant, self.clock.now_ms(), body, client_id)
-        self.budget.hold(tenant, dataset, body)
-        self.store.tenant(tenant).datasets[dataset.id] = dataset
+        self.store.tenant(tenant).add_dataset(dataset, size)
         return dataset
 
     def dataset(self, tenant: Tenant, dataset_id: str) -> Dataset:

@@ -57,22 +57,27 @@ def check_export(request: dict[str, Any], scenario: Scenario) -> None:
             f"{MAX_EVALUATIONS} (ask for fewer segments or use a scenario with fewer profiles)"
         )
     rows = min(scenario.max_records_per_file, population)
-    where = f"the scenario '{scenario.name}' (files.maxRecordsPerFile {scenario.max_records_per_file})"
     if rows > MAX_FILE_ROWS:
-        _refuse(f"{where} writes files of {rows} profiles; a file holds at most {MAX_FILE_ROWS}")
+        _refuse(f"{_where(scenario)} writes files of {rows} profiles; a file holds at most {MAX_FILE_ROWS}")
     if isinstance(event_list, dict):
         events = rows * profiles.events_per_profile[1]
         if events > MAX_FILE_EVENTS:
             _refuse(
-                f"additionalFields.eventList: {where} writes files of up to {events} events ({rows} "
-                f"profiles x {profiles.events_per_profile[1]}); a file holds at most {MAX_FILE_EVENTS}"
+                f"additionalFields.eventList: {_where(scenario)} writes files of up to {events} events "
+                f"({rows} profiles x {profiles.events_per_profile[1]}); a file holds at most "
+                f"{MAX_FILE_EVENTS}"
             )
     shown = _BASE_SEGMENTS + len({(s.get("segmentNs"), s.get("segmentId")) for s in segments})
     if rows * shown > MAX_FILE_MEMBERSHIPS:
         _refuse(
-            f"filter.segments: {where} writes files of {rows} profiles x {shown} segments = "
+            f"filter.segments: {_where(scenario)} writes files of {rows} profiles x {shown} segments = "
             f"{rows * shown} segmentMembership entries; a file holds at most {MAX_FILE_MEMBERSHIPS}"
         )
+
+
+def _where(scenario: Scenario) -> str:
+    """The scenario behind a cap on files, for a refusal (only then: a create that passes builds no text)."""
+    return f"the scenario '{scenario.name}' (files.maxRecordsPerFile {scenario.max_records_per_file})"
 
 
 def _fields(name: str, value: Any) -> None:

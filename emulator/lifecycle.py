@@ -9,7 +9,7 @@ job shows is derived from the instants recorded in `Progress.transitions`, so th
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 NEW = "NEW"
@@ -43,10 +43,12 @@ class Step:
     after_seconds: float | None = None
     phase: str | None = None
     errors: tuple[JobError, ...] = ()
+    # `after_seconds` in ms, computed once: read whenever a job is brought up to the clock.
+    after_ms: int | None = field(init=False, compare=False, repr=False)
 
-    @property
-    def after_ms(self) -> int | None:
-        return None if self.after_seconds is None else round(self.after_seconds * 1000)
+    def __post_init__(self) -> None:
+        after_ms = None if self.after_seconds is None else round(self.after_seconds * 1000)
+        object.__setattr__(self, "after_ms", after_ms)
 
 
 # Transition and Progress are tuples: a poll of a live job makes a new Progress, and a tuple is built in C
@@ -232,8 +234,12 @@ def timings(progress: Progress) -> Timings:
     (then both are 0 ms at that instant). An interval without an end has no `totalTimeInMs`.
     """
     end_ms = progress.updated_ms if progress.is_terminal else None
-    export_start = next((t.at_ms for t in progress.transitions if t.status == PROCESSING), None)
-    write_start = _first_phase(progress, DATASET_WRITE)
+    export_start = write_start = None
+    for transition in progress.transitions:  # one pass: this runs on every encoding of a job
+        if export_start is None and transition.status == PROCESSING:
+            export_start = transition.at_ms
+        if write_start is None and transition.phase == DATASET_WRITE:
+            write_start = transition.at_ms
     if write_start is None and progress.status == SUCCEEDED:
         write_start = end_ms
     if export_start is None and write_start is not None:
@@ -243,10 +249,6 @@ def timings(progress: Progress) -> Timings:
         export = Interval(export_start, write_start if write_start is not None else end_ms)
     write = None if write_start is None else Interval(write_start, end_ms)
     return Timings(Interval(progress.created_ms, end_ms), export, write)
-
-
-def _first_phase(progress: Progress, phase: str) -> int | None:
-    return next((t.at_ms for t in progress.transitions if t.phase == phase), None)
 
 
 class Refreshable(Protocol):

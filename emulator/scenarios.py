@@ -358,7 +358,8 @@ class ScenarioRegistry:
                 )
             return Choice(self._of_kind(self.scenarios[requested], kind))
         for scenario in self.scenarios.values():
-            if scenario.kind == kind and scenario.matches(request):
+            # Most scenarios have no `match`: passed over without a call.
+            if scenario.match and scenario.kind == kind and scenario.matches(request):
                 return Choice(scenario)
         return Choice(self.scenarios[self.defaults[kind]])
 

@@ -23,8 +23,8 @@ class Tenant(NamedTuple):
 
 
 # Slots: no __dict__, so one object less per dataset, job and batch for the garbage collector to scan
-# (jobs accumulate for the server's whole life); the tenant budget holds weak references to both.
-@dataclass(slots=True, weakref_slot=True)
+# (jobs accumulate for the server's whole life).
+@dataclass(slots=True)
 class Dataset:
     id: str
     tenant: Tenant
@@ -34,7 +34,7 @@ class Dataset:
     saved: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # see dataset_state
 
 
-@dataclass(slots=True, weakref_slot=True)
+@dataclass(slots=True)
 class ExportJob:
     id: int
     tenant: Tenant
@@ -49,6 +49,8 @@ class ExportJob:
     # expression type, format, value). Their members are what the job exports.
     definitions: tuple[tuple[str, str, str, str], ...] = ()
     polls: int = 0  # GETs of the job, all steps together (shown by the dashboard; not saved)
+    # What the job holds of its tenant's byte budget (emulator/budget.py; 0 when restored, not saved).
+    held_bytes: int = field(default=0, compare=False, repr=False)
     # The job's wire form, encoded once per displayed state (see api/export_jobs._job_bytes): the
     # transitions it was encoded at, and the bytes.
     wire: tuple[tuple[Transition, ...], bytes] | None = field(default=None, compare=False, repr=False)
@@ -183,13 +185,20 @@ class TenantState:
     # Every job whose data the tenant keeps, oldest first: listed ones, and deleted ones whose batches stay.
     # This is what --max-jobs-per-tenant bounds.
     exports: dict[int, ExportJob] = field(default_factory=dict)
+    # Bytes of the tenant's own requests its datasets and jobs hold: what --max-tenant-bytes bounds.
+    held_bytes: int = 0
 
     def __post_init__(self) -> None:
         self.index = JobIndex(self.jobs)
 
+    def add_dataset(self, dataset: Dataset, held_bytes: int) -> None:
+        self.datasets[dataset.id] = dataset
+        self.held_bytes += held_bytes
+
     def add_job(self, job: ExportJob) -> None:
         self.jobs[job.id] = job
         self.exports[job.id] = job
+        self.held_bytes += job.held_bytes
         self.index.add(job)
 
     def remove_job(self, job: ExportJob) -> None:
@@ -202,6 +211,7 @@ class TenantState:
         if job.id in self.jobs:
             self.remove_job(job)
         del self.exports[job.id]
+        self.held_bytes -= job.held_bytes
         for batch_id in job.batch_ids:
             self.batches.pop(batch_id, None)
 
