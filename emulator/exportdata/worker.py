@@ -1,10 +1,11 @@
 """Where Arrow work runs: one worker thread for the whole process, never the event loop.
 
-Arrow's allocator (mimalloc) keeps a heap per thread, and each heap holds on to the pages its thread last
-used. Counting, rendering and previews spread over the shared default executor's threads (up to six) made
-the server's footprint grow with the number of files rendered, a heap per thread that happened to render
-(benchmarks/memory_bench.py: +23 MB through a 1,000,000-profile export against a 10,000-profile one). In
-one thread the same heap is reused file after file and the footprint stays flat. Work waits its turn.
+Arrow's allocator (mimalloc) keeps a heap per thread, and what a heap keeps after a render (even once
+`release_unused` has run) stays with its thread. Counts and renders spread over the shared default
+executor's threads (up to six) left such a heap in each of them, so the server's peak grew with the number
+of files rendered: benchmarks/memory_bench.py measured +23 MB through a 1,000,000-profile export against a
+10,000-profile one, +15 MB with all Arrow work in this one thread (8 MB of which is the file byte cache,
+full in the large export). Work waits its turn; the event loop stays free.
 """
 
 from __future__ import annotations
