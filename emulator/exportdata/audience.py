@@ -10,7 +10,6 @@ emulator/exportdata/population.py.
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -33,6 +32,7 @@ from emulator.exportdata.population import (
     population_ids,
 )
 from emulator.exportdata.spec import population_tenant
+from emulator.exportdata.worker import offload
 from emulator.pql import PQL_TEXT, ir
 from emulator.segment_job_view import SegmentCount, SegmentCounts
 from emulator.segment_jobs import SegmentJob
@@ -117,7 +117,7 @@ def count_segments(population: Population, segments: Sequence[Segment], rules: R
             for status, name in ((REALIZED, "realized"), (EXISTING, "existing"), (EXITED, "exited")):
                 by_status[segment.id][name] += _count(pc.equal(code, status))
         # Arrow's allocator keeps freed pages for reuse: handed back, memory stays flat however large the
-        # population (as when files are rendered).
+        # population.
         pa.default_memory_pool().release_unused()
     return SegmentCounts(
         population.size,
@@ -147,10 +147,10 @@ class Audience:
         self._by_job: OrderedDict[str, SegmentCounts] = OrderedDict()
 
     async def prepare(self, jobs: Sequence[SegmentJob]) -> None:
-        """Count these jobs' members on a worker thread (a large population takes a while)."""
+        """Count these jobs' members in the Arrow worker thread (a large population takes a while)."""
         for job in jobs:
             if job.id not in self._by_job:
-                counts = await asyncio.to_thread(self._count, job)
+                counts = await offload(self._count, job)
                 self._store(job.id, counts)
 
     def job_counts(self, job: SegmentJob) -> SegmentCounts:

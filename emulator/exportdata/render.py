@@ -30,8 +30,8 @@ def render(spec: BatchSpec, plan: Plan, index: int) -> bytes:
     try:
         return _render(spec, plan, index)
     finally:
-        # Arrow's allocator keeps freed pages for reuse; left alone, its footprint creeps up file after
-        # file. Handing them back keeps memory flat however many files an export has.
+        # Arrow's allocator keeps freed pages for reuse (in the Arrow worker thread's heap, see `worker`);
+        # handed back, a large file's working set is not held while it downloads.
         pa.default_memory_pool().release_unused()
 
 

@@ -1,7 +1,7 @@
 """The Exports service: a batch's files, their bytes and the counters jobs and batches show, cached.
 
-Heavy work (counting a batch's rows, rendering a file) runs in worker threads, at most `render_slots` at a
-time, never on the event loop; requests for the same plan or file while it is being computed share that
+Heavy work (counting a batch's rows, rendering a file) runs in the Arrow worker thread (`worker`), one at
+a time, never on the event loop; requests for the same plan or file while it is being computed share that
 one computation. What a listing, a HEAD or a Range needs of a file (its length) is kept once known, in an
 LRU of its own, so a file past the byte cache is never rendered again for its metadata.
 """
@@ -27,15 +27,13 @@ from emulator.exportdata.projection import exported_namespaces
 from emulator.exportdata.render import CONTENT_TYPES, render
 from emulator.exportdata.selection import Plan, file_count, make_plan
 from emulator.exportdata.spec import PARQUET, BatchSpec, Selection, batch_specs
+from emulator.exportdata.worker import offload
 from emulator.lifecycle import SUCCEEDED
 from emulator.options import DEFAULT_FILE_CACHE_BYTES
 from emulator.store import Batch, ExportJob, Tenant
 
 SUCCESS = "success"
 DEFAULT_CACHE_BYTES = DEFAULT_FILE_CACHE_BYTES  # --file-cache-bytes
-# Renders and counts running at once (each in a worker thread); more wait their turn. The machine's cores
-# are shared with the event loop, which must stay free to answer.
-DEFAULT_RENDER_SLOTS = 2
 _PLAN_CACHE_SIZE = 1024
 _JOB_CACHE_SIZE = 4096
 _META_CACHE_SIZE = 65_536  # files whose length is known (about 200 bytes each)
@@ -74,12 +72,10 @@ class Exports:
         seed: int,
         *,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
-        render_slots: int = DEFAULT_RENDER_SLOTS,
     ):
         self.catalog = catalog
         self.seed = seed
         self.cache_bytes = cache_bytes
-        self.render_slots = render_slots
         self._generation = 0
         self.reset()
 
@@ -95,7 +91,6 @@ class Exports:
         # Work under way, shared by whoever asks for the same result meanwhile. A reset starts a new
         # generation: work begun before it finishes for its own callers but fills no cache after it.
         self._pending: dict[Hashable, asyncio.Future[Any]] = {}
-        self._slots: asyncio.Semaphore | None = None
         self._generation += 1
         self.generated_files = 0  # how many files were rendered (not served from the cache)
 
@@ -294,10 +289,7 @@ class Exports:
         return await asyncio.shield(task)
 
     async def _offload(self, work: Callable[..., T], *args: Any) -> T:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.render_slots)
-        async with self._slots:
-            result = await asyncio.to_thread(work, *args)
+        result = await offload(work, *args)
         if work is render:
             self.generated_files += 1
         return result
