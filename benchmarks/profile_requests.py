@@ -59,12 +59,13 @@ IDLE = "(idle: waiting in epoll)"
 # (step, file suffix, function names or None for any function of the file). The innermost frame that
 # matches one of these names the sample's step.
 STEPS: tuple[tuple[str, str, frozenset[str] | None], ...] = (
-    ("middleware: the rest", "emulator/app.py", frozenset({"middleware"})),
-    ("size checks", "emulator/app.py", frozenset({"_check_sizes"})),
+    ("dispatcher: the rest", "emulator/api/dispatch.py", frozenset({"Dispatcher.handle"})),
+    ("routing (our route table)", "emulator/api/routing.py", None),
+    ("size checks", "emulator/api/dispatch.py", frozenset({"_check_sizes"})),
     ("gateway admission", "emulator/gateway.py", frozenset({"admit", "is_json", "_require_text"})),
-    ("journal entry", "emulator/app.py", frozenset({"_body_text"})),
+    ("journal entry", "emulator/api/dispatch.py", frozenset({"_body_text", "_response_body"})),
     ("journal entry", "emulator/journal.py", None),
-    ("tenant and job lookup", "emulator/gateway.py", frozenset({"tenant_of"})),
+    ("tenant and job lookup", "emulator/api/common.py", frozenset({"Call.own_tenant", "Call.__init__"})),
     ("tenant and job lookup", "emulator/jobs.py", frozenset({"ExportJobs.get", "_job_number"})),
     ("lifecycle poll", "emulator/jobs.py", frozenset({"ExportJobs.poll", "ExportJobs._current"})),
     ("faults", "emulator/faults.py", None),

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from emulator.events import REQUESTS, EventHub
 from emulator.jsonio import dumps
+
+if TYPE_CHECKING:
+    from emulator.hints import NearMiss
 
 # Bodies may be as large as --max-body-bytes allows and the journal holds thousands of entries: keep the head.
 MAX_BODY_CHARS = 64 * 1024
@@ -42,38 +44,123 @@ class Page(NamedTuple):
     next: int | None  # where the next page starts; None after the last
 
 
-@dataclass(slots=True)
-class JournalEntry:
-    """One request. `query`, `headers` and `response_headers` may be the request's and response's own
-    views: recording runs on every request and reading the journal is rare, so they are copied only when
-    shown. `near_miss` is the full report of a request that did not get what its client meant (see
-    emulator/hints.py); `hint` is its one line, sent as the response's `x-emulator-hint`."""
+class Target(Protocol):
+    """A request's target as aiohttp parsed it (a yarl URL): the path and query, decoded."""
 
-    method: str
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def query(self) -> Mapping[str, str]: ...
+
+
+class _CutTarget(NamedTuple):
+    """What an oversized request's entry keeps of its target: the head of its path."""
+
     path: str
     query: Mapping[str, str]
-    headers: Mapping[str, str]
-    body: str
-    status: int
-    org: str | None
-    sandbox: str | None
-    time: int
-    dropped: bool = False  # a scenario fault closed the connection: the client got no answer
-    note: str | None = None  # what the emulator did that the client did not ask for
-    # The client's x-request-id, or the one an error answered with; None: the journal names the entry.
-    request_id: str | None = None
-    response_body: bytes = b""  # at most MAX_RESPONSE_BYTES (a streamed or binary body is not kept)
-    response_type: str = ""
-    response_size: int = 0  # the whole body's length when known
-    duration_ms: float = 0.0  # from the request reaching the app to its response being ready (wall time)
-    job: str | None = None  # the export job the request concerned
-    scenario: str | None = None  # that job's scenario (or the one chosen for a job a fault refused)
-    fault: str | None = None  # the scenario fault that answered instead of the service
-    hint: str | None = None
-    near_miss: dict[str, Any] | None = None
-    response_headers: Mapping[str, str] = field(default_factory=dict)
-    version: tuple[int, int] = (1, 1)  # the request's HTTP version
-    id: int = 0  # the journal's running number for the request, unique in the server's life
+
+
+class JournalEntry:
+    """One request, kept as cheaply as a request allows: recording runs on every request and reading the
+    journal is rare, so an entry holds what the request and its answer already are (the URL, the header
+    views, the body bytes up to MAX_RESPONSE_BYTES) and derives the rest (path, query, the response's
+    media type, the near-miss report's JSON) when it is read. `miss` is the near-miss report of a request
+    that did not get what its client meant (see emulator/hints.py); its one line is the response's
+    `x-emulator-hint`."""
+
+    __slots__ = (
+        "body",
+        "dropped",
+        "duration_ms",
+        "fault",
+        "headers",
+        "id",
+        "job",
+        "method",
+        "miss",
+        "note",
+        "org",
+        "request_id",
+        "response_body",
+        "response_headers",
+        "response_size",
+        "sandbox",
+        "scenario",
+        "status",
+        "time",
+        "url",
+        "version",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        url: Target,
+        headers: Mapping[str, str],
+        body: str,
+        status: int,
+        org: str | None,
+        sandbox: str | None,
+        time: int,
+        *,
+        dropped: bool = False,  # a scenario fault closed the connection: the client got no answer
+        note: str | None = None,  # what the emulator did that the client did not ask for
+        # The client's x-request-id, or the one an error answered with; None: the journal names the entry.
+        request_id: str | None = None,
+        response_body: bytes = b"",  # at most MAX_RESPONSE_BYTES (a streamed or binary body is not kept)
+        response_size: int = 0,  # the whole body's length when known
+        response_headers: Mapping[str, str] | None = None,
+        duration_ms: float = 0.0,  # from the request reaching the app to its response being ready (wall time)
+        job: str | None = None,  # the export job the request concerned
+        scenario: str | None = None,  # that job's scenario (or the one chosen for a job a fault refused)
+        fault: str | None = None,  # the scenario fault that answered instead of the service
+        miss: NearMiss | None = None,
+        version: tuple[int, int] = (1, 1),  # the request's HTTP version
+    ):
+        self.method = method
+        self.url = url  # the request target: path and query are read from it
+        self.headers = headers
+        self.body = body
+        self.status = status
+        self.org = org
+        self.sandbox = sandbox
+        self.time = time
+        self.dropped = dropped
+        self.note = note
+        self.request_id = request_id
+        self.response_body = response_body
+        self.response_size = response_size
+        self.response_headers = response_headers if response_headers is not None else {}
+        self.duration_ms = duration_ms
+        self.job = job
+        self.scenario = scenario
+        self.fault = fault
+        self.miss = miss
+        self.version = version
+        self.id = 0  # the journal's running number for the request, unique in the server's life
+
+    @property
+    def path(self) -> str:
+        return self.url.path
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        return self.url.query
+
+    @property
+    def response_type(self) -> str:
+        """The response's media type, without parameters."""
+        content_type = self.response_headers.get("Content-Type", "")
+        return content_type.partition(";")[0].strip().lower()
+
+    @property
+    def hint(self) -> str | None:
+        return self.miss.hint if self.miss is not None else None
+
+    @property
+    def near_miss(self) -> dict[str, Any] | None:
+        return self.miss.to_json() if self.miss is not None else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -133,10 +220,11 @@ class Journal:
         if entry.request_id is None:
             entry.request_id = f"emulator-{self.recorded}"
         if entry.status in OVERSIZED:
-            entry = replace(entry, path=entry.path[:MAX_OVERSIZED_PATH_CHARS], query={}, headers={})
+            entry.url = _CutTarget(entry.path[:MAX_OVERSIZED_PATH_CHARS], {})
+            entry.headers = {}
         if len(entry.body) > MAX_BODY_CHARS:
             cut = len(entry.body) - MAX_BODY_CHARS
-            entry = replace(entry, body=f"{entry.body[:MAX_BODY_CHARS]}... [{cut} more characters]")
+            entry.body = f"{entry.body[:MAX_BODY_CHARS]}... [{cut} more characters]"
         self._entries.append(entry)
         self._events.publish(REQUESTS)
 
@@ -190,7 +278,7 @@ class Journal:
             and (sandbox is None or e.sandbox == sandbox)
             and (since is None or e.time >= since)
             and (job is None or e.job == job)
-            and (unmatched is None or (e.near_miss is not None) == unmatched)
+            and (unmatched is None or (e.miss is not None) == unmatched)
         ]
 
 

@@ -112,30 +112,28 @@ class Dispatcher:
             return response
         headers = request.headers
         tenant = call.tenant
-        kept, size = _response_body(response)
+        response_headers = response.headers
+        kept, size = _response_body(response, response_headers.get("Content-Type", ""))
         entry = JournalEntry(
-            method=request.method,
-            path=request.path,
-            query=request.query,  # read-only views, copied only when the journal is read
-            headers=headers,
-            body=await _body_text(call) if request.body_exists and not held_back else "",
-            status=response.status,
-            org=tenant.org if tenant else headers.get("x-gw-ims-org-id"),
-            sandbox=tenant.sandbox if tenant else headers.get("x-sandbox-name"),
-            time=backend.clock.now_ms(),
+            request.method,
+            request.rel_url,
+            headers,
+            await _body_text(call) if request.body_exists and not held_back else "",
+            response.status,
+            tenant.org if tenant else headers.get("x-gw-ims-org-id"),
+            tenant.sandbox if tenant else headers.get("x-sandbox-name"),
+            backend.clock.now_ms(),
             dropped=dropped,
             note=call.note,
-            request_id=response.headers.get("x-request-id") or client_request_id(request),
+            request_id=response_headers.get("x-request-id") or client_request_id(request),
             response_body=kept,
-            response_type=response.content_type,
             response_size=size,
+            response_headers=response_headers,  # a view: aiohttp adds its own headers when it sends
             duration_ms=duration_ms,
             job=concern.job if concern else call.params.get("job_id"),
             scenario=concern.scenario if concern else None,
             fault=fault,
-            hint=miss.hint if miss else None,
-            near_miss=miss.to_json() if miss else None,
-            response_headers=response.headers,
+            miss=miss,
             version=request.version,
         )
         journal.record(entry, epoch)
@@ -215,13 +213,13 @@ def error_response(request: web.BaseRequest, exc: Exception, envelope: Envelope)
     return web.Response(status=status, body=body, headers=headers, content_type="application/json")
 
 
-def _response_body(response: web.StreamResponse) -> tuple[bytes, int]:
+def _response_body(response: web.StreamResponse, content_type: str) -> tuple[bytes, int]:
     """What the journal keeps of a response body (JSON or text, up to MAX_RESPONSE_BYTES; no copy below it),
     and the body's length."""
     body = response.body if isinstance(response, web.Response) else None
     if not isinstance(body, bytes):
         return b"", response.content_length or 0
-    if not response.content_type.endswith(_TEXTUAL):
+    if not content_type.partition(";")[0].rstrip().lower().endswith(_TEXTUAL):
         return b"", len(body)
     return (body if len(body) <= MAX_RESPONSE_BYTES else body[:MAX_RESPONSE_BYTES]), len(body)
 

@@ -65,7 +65,10 @@ async def list_jobs(call: Call) -> web.Response:
     return json_response(
         {
             # Each record's cached bytes, embedded as they are.
-            "records": [orjson.Fragment(_job_bytes(backend, job)) for job in page.records],
+            "records": [
+                orjson.Fragment(_cached_job_bytes(job) or await _job_bytes(backend, job))
+                for job in page.records
+            ],
             "page": {
                 "sortField": query.sort_field,
                 "sort": "desc" if query.descending else "asc",
@@ -79,15 +82,15 @@ async def list_jobs(call: Call) -> web.Response:
 
 async def get_job(call: Call) -> web.Response:
     backend = call.backend
-    tenant = call.own_tenant
-    job_id = call.params["job_id"]
-    job = backend.jobs.get(tenant, job_id)
+    job = backend.jobs.get(call.own_tenant, call.params["job_id"])
     call.concerns(job)
-    # A delay lets other requests run: a DELETE or a reset meanwhile makes the poll a 404 (see poll).
-    await backend.faults.apply(backend.jobs.job_fault(job, "get_job"))
+    fault = backend.jobs.job_fault(job, "get_job")
+    if fault is not None:
+        # A delay lets other requests run: a DELETE or a reset meanwhile makes the poll a 404 (see poll).
+        await backend.faults.apply(fault)
     backend.jobs.poll(job)
-    await backend.prepare_counters((job,))  # counted off the event loop
-    return web.Response(body=_job_bytes(backend, job), content_type=JSON)
+    body = _cached_job_bytes(job) or await _job_bytes(backend, job)
+    return web.Response(body=body, content_type=JSON)
 
 
 async def delete_job(call: Call) -> web.Response:
@@ -99,13 +102,20 @@ async def delete_job(call: Call) -> web.Response:
     return json_response({"status": True, "message": message})
 
 
-def _job_bytes(backend: Backend, job: ExportJob) -> bytes:
+def _cached_job_bytes(job: ExportJob) -> bytes | None:
     """`job_json` as JSON bytes, encoded once per displayed state and reused by every GET: building the
     wire form costs about 7 us, a tenth of a poll, and what a job shows changes only with a transition
     (status, errors, timings and gateway ids derive from them; counters come with SUCCEEDED). So the bytes
-    are keyed on the transitions tuple, held so that its identity cannot be reused."""
-    transitions = job.progress.transitions
+    are keyed on the transitions tuple, held so that its identity cannot be reused. None: not encoded in
+    this state yet."""
     cached = job.wire
-    if cached is None or cached[0] is not transitions:
-        cached = job.wire = (transitions, dumps(job_json(job, backend.job_counters(job))))
-    return cached[1]
+    return cached[1] if cached is not None and cached[0] is job.progress.transitions else None
+
+
+async def _job_bytes(backend: Backend, job: ExportJob) -> bytes:
+    """The job's bytes, encoded now (its counters counted off the event loop first) and cached."""
+    await backend.prepare_counters((job,))
+    transitions = job.progress.transitions
+    data = dumps(job_json(job, backend.job_counters(job)))
+    job.wire = (transitions, data)
+    return data

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from yarl import URL
 
 from emulator.journal import MAX_BODY_CHARS, PAGE_MAX_BYTES, Journal, JournalEntry
 from emulator.options import Options
@@ -132,7 +133,7 @@ async def test_delete_clears_the_journal(client: TestClient[Any, Any]) -> None:
 
 
 def entry(number: int) -> JournalEntry:
-    return JournalEntry("GET", f"/data/{number}", {}, {}, "", 200, ORG, "prod", number)
+    return JournalEntry("GET", URL(f"/data/{number}"), {}, "", 200, ORG, "prod", number)
 
 
 def test_the_journal_keeps_only_its_newest_entries() -> None:
@@ -153,11 +154,11 @@ def test_an_entry_shows_its_tenant_as_an_object() -> None:
 
 def test_a_huge_body_is_kept_only_in_part() -> None:
     kept = Journal(limit=2)
-    big = JournalEntry("POST", "/data/x", {}, {}, "x" * (MAX_BODY_CHARS + 10), 413, ORG, "prod", 0)
+    big = JournalEntry("POST", URL("/data/x"), {}, "x" * (MAX_BODY_CHARS + 10), 413, ORG, "prod", 0)
     kept.record(big)
     (shown,) = kept.entries({})
     assert shown.body == "x" * MAX_BODY_CHARS + "... [10 more characters]"
-    small = JournalEntry("POST", "/data/x", {}, {}, "x" * MAX_BODY_CHARS, 200, ORG, "prod", 1)
+    small = JournalEntry("POST", URL("/data/x"), {}, "x" * MAX_BODY_CHARS, 200, ORG, "prod", 1)
     kept.record(small)
     assert kept.entries({})[-1] is small
 
