@@ -33,7 +33,8 @@ async def create_job(call: Call) -> web.Response:
     )
     call.concerns(created.job, created.choice.scenario)
     applied = scenario_choice_headers(call, created.choice, requested)
-    await backend.faults.apply(created.fault)  # a fault that refuses the request raises here
+    if created.fault is not None:
+        await backend.faults.apply(created.fault)  # a fault that refuses the request raises here
     job = created.job
     assert job is not None, "only a refusing fault leaves no job, and it has raised"
     headers = {"X-Location": f"{PREFIX}/{job.id}", **applied}
