@@ -40,12 +40,12 @@ def test_the_wiremock_stub_answers_both_job_calls() -> None:
 
 
 def test_a_sample_belongs_to_its_innermost_emulator_step() -> None:
-    middleware = "aep_middleware.<locals>.middleware (emulator/app.py:187)"
+    dispatcher = "Dispatcher.handle (emulator/api/dispatch.py:87)"
     admit = "admission.<locals>.admit (emulator/gateway.py:70)"
     headers = "BaseRequest.headers (aiohttp/web_request.py:500)"
-    handle = "Application._handle (aiohttp/web_app.py:563)"
-    assert classify(";".join([handle, middleware, admit, headers])) == "gateway admission"
-    assert classify(";".join([handle, middleware])) == "middleware: the rest"
+    handle = "RequestHandler._handle_request (aiohttp/web_protocol.py:563)"
+    assert classify(";".join([handle, dispatcher, admit, headers])) == "gateway admission"
+    assert classify(";".join([handle, dispatcher])) == "dispatcher: the rest"
     assert classify(";".join(["RequestHandler.start (aiohttp/web_protocol.py:600)"])) == (
         "aiohttp: request parsing and dispatch"
     )
