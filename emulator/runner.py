@@ -64,7 +64,7 @@ class _AppServerRunner(web.ServerRunner):
     """The app's dispatcher on aiohttp's low-level server, with the app's lifecycle around it.
 
     The dispatcher does its own routing (emulator/api/routing.py), so the Application's router and
-    handler chain would only repeat it: served directly, a request costs about 8 us less of CPU (a fifth of
+    handler chain would only repeat it: served directly, a request costs about 7 us less of CPU (a sixth of
     a bare aiohttp app's whole request; benchmarks/README.md). The app still owns startup, shutdown and
     cleanup, run here in the order aiohttp's AppRunner runs them."""
 
