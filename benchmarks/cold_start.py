@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.servers import HEALTH, HOST, READY_TIMEOUT_S, REPO, byte_compile, call, free_port, pick_cpus
+from benchmarks.servers import HEALTH, HOST, REPO, byte_compile, free_port, pick_cpus, wait_for_200
 
 
 def _cpu_ms(pid: int) -> float:
@@ -51,19 +51,8 @@ def cold_start(argv: list[str], cwd: Path, path: str, prefix: list[str]) -> tupl
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = started + READY_TIMEOUT_S
-        while time.perf_counter() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{argv} exited during cold start")
-            try:
-                status, _ = call(f"http://{HOST}:{port}", "GET", path, {})
-            except OSError:
-                time.sleep(0.001)
-                continue
-            if status == 200:
-                return (time.perf_counter() - started) * 1000, _cpu_ms(proc.pid)
-            time.sleep(0.001)
-        raise RuntimeError(f"{argv} gave no 200 on {path} within {READY_TIMEOUT_S} s")
+        wait_for_200(port, path, started, lambda: proc.poll() is None, argv)
+        return (time.perf_counter() - started) * 1000, _cpu_ms(proc.pid)
     finally:
         proc.terminate()
         try:

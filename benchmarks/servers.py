@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -325,18 +326,24 @@ def time_to_first_200(argv: list[str], path: str, cpus: Cpus) -> float:
     port = free_port()
     started = time.perf_counter()
     with Server(argv, cpus.prefix(cpus.server), port) as server:
-        deadline = started + READY_TIMEOUT_S
-        while time.perf_counter() < deadline:
-            if server.proc.poll() is not None:
-                raise RuntimeError(f"{argv} exited during cold start: {server.stderr_tail()}")
-            try:
-                status, _ = call(f"http://{HOST}:{port}", "GET", path, {})
-            except OSError:
-                time.sleep(0.001)
-                continue
-            if status == 200:
-                return (time.perf_counter() - started) * 1000
+        wait_for_200(port, path, started, lambda: server.proc.poll() is None, argv)
+        return (time.perf_counter() - started) * 1000
+
+
+def wait_for_200(port: int, path: str, started: float, alive: Callable[[], bool], argv: list[str]) -> None:
+    """Poll `path` every millisecond until it answers 200, within READY_TIMEOUT_S of `started`."""
+    deadline = started + READY_TIMEOUT_S
+    while time.perf_counter() < deadline:
+        if not alive():
+            raise RuntimeError(f"{argv} exited during cold start")
+        try:
+            status, _ = call(f"http://{HOST}:{port}", "GET", path, {})
+        except OSError:
             time.sleep(0.001)
+            continue
+        if status == 200:
+            return
+        time.sleep(0.001)
     raise RuntimeError(f"{argv} gave no 200 on {path} within {READY_TIMEOUT_S} s")
 
 
