@@ -148,7 +148,9 @@ class Server:
     Ours (the floor and the emulator) take `--host` and `--port` and print one ready line (`wait_ready`);
     a peer is given its full command line (`listen=False`) and is ready when it answers (`wait_http`)."""
 
-    def __init__(self, argv: list[str], cpu_prefix: list[str], port: int = 0, *, listen: bool = True):
+    def __init__(
+        self, argv: list[str], cpu_prefix: list[str], port: int = 0, *, listen: bool = True, cwd: Path = REPO
+    ):
         watchdog = ["timeout", "-k", "2", str(SERVER_LIFETIME_S)] if shutil.which("timeout") else []
         address = ["--host", HOST, "--port", str(port)] if listen else []
         self.argv = [*watchdog, *cpu_prefix, *argv, *address]
@@ -157,7 +159,7 @@ class Server:
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen(
             self.argv,
-            cwd=REPO,
+            cwd=cwd,  # `python -m emulator` runs the emulator of this folder
             stdin=subprocess.DEVNULL,
             # A peer's own output goes with its stderr: a pipe nobody reads would block it once full.
             stdout=subprocess.PIPE if listen else self._stderr,
