@@ -51,7 +51,7 @@ class ExportJob:
     polls: int = 0  # GETs of the job, all steps together (shown by the dashboard; not saved)
     # What the job holds of its tenant's byte budget (emulator/budget.py; 0 when restored, not saved).
     held_bytes: int = field(default=0, compare=False, repr=False)
-    # The job's wire form, encoded once per displayed state (see api/export_jobs._job_bytes): the
+    # The job's wire form, encoded once per displayed state (see api/export_jobs._cached_job_bytes): the
     # transitions it was encoded at, and the bytes.
     wire: tuple[tuple[Transition, ...], bytes] | None = field(default=None, compare=False, repr=False)
     # The job's saved form (see job_state) and what it was made from: progress, listed, scenario index.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -58,7 +58,7 @@ class Call:
         backend: Backend,
         routes: tuple[Template, ...],
         group: RouteGroup,
-        params: dict[str, str],
+        params: Mapping[str, str],
     ):
         self.request = request
         self.backend = backend
@@ -70,9 +70,8 @@ class Call:
         self.concern: Concern | None = None
         # What the emulator did that the client did not ask for, recorded with the request in the journal.
         self.note: str | None = None
-        self.body: bytes | ApiError | None = (
-            None  # the decoded body once read, or the error reading it ended with
-        )
+        # The decoded body once read, or the error reading it ended with (see body_of).
+        self.body: bytes | ApiError | None = None
 
     @property
     def headers(self) -> CIMultiDictProxy[str]:

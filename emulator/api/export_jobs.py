@@ -67,8 +67,7 @@ async def list_jobs(call: Call) -> web.Response:
         {
             # Each record's cached bytes, embedded as they are.
             "records": [
-                orjson.Fragment(_cached_job_bytes(job) or await _job_bytes(backend, job))
-                for job in page.records
+                orjson.Fragment(_cached_job_bytes(job) or _encode_job(backend, job)) for job in page.records
             ],
             "page": {
                 "sortField": query.sort_field,
@@ -90,7 +89,10 @@ async def get_job(call: Call) -> web.Response:
         # A delay lets other requests run: a DELETE or a reset meanwhile makes the poll a 404 (see poll).
         await backend.faults.apply(fault)
     backend.jobs.poll(job)
-    body = _cached_job_bytes(job) or await _job_bytes(backend, job)
+    body = _cached_job_bytes(job)
+    if body is None:
+        await backend.prepare_counters((job,))  # counted off the event loop, and only to encode
+        body = _encode_job(backend, job)
     return web.Response(body=body, content_type=JSON)
 
 
@@ -113,9 +115,8 @@ def _cached_job_bytes(job: ExportJob) -> bytes | None:
     return cached[1] if cached is not None and cached[0] is job.progress.transitions else None
 
 
-async def _job_bytes(backend: Backend, job: ExportJob) -> bytes:
-    """The job's bytes, encoded now (its counters counted off the event loop first) and cached."""
-    await backend.prepare_counters((job,))
+def _encode_job(backend: Backend, job: ExportJob) -> bytes:
+    """The job's bytes, encoded now and cached (its counters prepared first: see Backend.prepare_counters)."""
     transitions = job.progress.transitions
     data = dumps(job_json(job, backend.job_counters(job)))
     job.wire = (transitions, data)

@@ -9,7 +9,8 @@ decoded after the match, and a path served for other methods only is a 405 listi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 from emulator.api.common import Handler, RouteGroup
@@ -18,7 +19,7 @@ from emulator.api.common import Handler, RouteGroup
 class Resolved(NamedTuple):
     handler: Handler | None  # None: no route for this method (see `allowed`) or none at all
     group: RouteGroup
-    params: dict[str, str]
+    params: Mapping[str, str]  # read-only: the empty one is shared
     template: str | None  # the matched route's path template
     allowed: tuple[str, ...] = ()  # the methods served at this path, when `handler` is None
 
@@ -30,7 +31,7 @@ class _Target(NamedTuple):
     name: str = ""  # the path parameter's name; "" for a template without one
 
 
-_NO_PARAMS: dict[str, str] = {}
+_NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
 
 class RouteTable:
